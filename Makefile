@@ -1,0 +1,37 @@
+# mgr: set-up, tests, the demo and (later) one target per table of the paper.
+# `make help` lists the targets. Everything installs into $(VENV) on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+MGR    := $(BIN)/mgr
+DATA   ?= ../shared/data
+DEMO   ?= build/demo
+
+.DEFAULT_GOAL := help
+.PHONY: help install test demo clean
+
+help: ## Show this help.
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed ## Create $(VENV) with mgr and its test tools.
+
+# torch and torchvision go in ONE pip command, unpinned, so pip picks a matching pair.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch torchvision
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+test: install ## Run the test suite (CPU only, offline, a few minutes).
+	$(BIN)/python -m pytest -q
+
+demo: install ## Run the pipeline on the generated demo catalogue.
+	$(MGR) demo-data $(DEMO)/raw --force
+	$(MGR) prepare generic $(DEMO)/raw -o $(DEMO)/dataset.jsonl --force
+	$(MGR) inspect $(DEMO)/dataset.jsonl --verify
+
+clean: ## Remove build outputs (keeps $(VENV)).
+	rm -rf build

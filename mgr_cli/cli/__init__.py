@@ -1,0 +1,40 @@
+"""The `mgr` command: one small module per subcommand, heavy imports inside commands."""
+
+from __future__ import annotations
+
+import typer
+
+from mgr_cli import __version__
+from mgr_cli.cli.demo import demo_cmd
+from mgr_cli.cli.inspect import inspect_cmd
+from mgr_cli.cli.prepare import prepare_cmd
+
+app = typer.Typer(
+    name="mgr",
+    help="Multimodal generative recommendation (MGR-LF++): composable stages over "
+    "versioned artifacts. Set MGR_DEBUG=1 for tracebacks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"mgr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Multimodal generative recommendation toolkit."""
+
+
+app.command("prepare")(prepare_cmd)
+app.command("inspect")(inspect_cmd)
+app.command("demo-data")(demo_cmd)
+
+
+def main() -> None:
+    app(prog_name="mgr")

@@ -1,0 +1,72 @@
+"""What every command shares: the stderr console, one-line errors, the command line."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable
+
+import typer
+
+from mgr_cli.errors import MgrError
+
+DEBUG_ENV = "MGR_DEBUG"
+
+
+def console():
+    """Rich console on stderr: logs and progress never mix with data on stdout."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def log(msg: str) -> None:
+    console().print(f"[dim]mgr:[/dim] {msg}", markup=True)
+
+
+def fail(msg: str) -> None:
+    """Print one unwrapped `Error: ...` line on stderr and exit 1."""
+    sys.stderr.write(f"Error: {msg}\n")
+    raise typer.Exit(1)
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Turn MgrError into a one-line error (set MGR_DEBUG=1 for the traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MgrError as e:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            fail(str(e))
+        except KeyboardInterrupt:
+            sys.stderr.write("Error: interrupted; no output was written\n")
+            raise typer.Exit(130)
+
+    return wrapper
+
+
+def command_line(ctx: typer.Context) -> str:
+    """The command as parsed, every option spelled out (defaults included)."""
+    parts = ["mgr", ctx.info_name or ""]
+    for name, value in ctx.params.items():
+        if value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, Enum):
+            value = value.value
+        if value is True:
+            parts.append(flag)
+        else:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
+
+
+def path_arg(p: Path | None) -> Path | None:
+    return None if p is None else Path(p)

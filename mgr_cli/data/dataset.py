@@ -1,0 +1,150 @@
+"""The dataset artifact: items (text, image, category fields), users' time-ordered
+sequences, and the leave-one-out split every later stage uses.
+
+On disk it is a JSONL artifact of kind "dataset": one record per item
+(`{"item": idx, "id", "text", "image", "fields"}`) in item order, then one per user
+(`{"user": idx, "id", "items": [item idx, ...]}`) with the full chronological sequence.
+The split is derived, never stored twice: for each user the last item is the test
+target, the second to last the validation target, the rest is training; histories are
+the last `max_history` items before the target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from mgr_cli.artifacts import ArtifactError, Provenance, read_jsonl, write_jsonl
+
+KIND = "dataset"
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class Item:
+    id: str
+    text: str = ""
+    image: str | None = None  # relative to the dataset's image_root
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Example:
+    user: int
+    history: list[int]
+    target: int
+
+
+@dataclass
+class Dataset:
+    name: str
+    items: list[Item]
+    user_ids: list[str]
+    sequences: list[list[int]]
+    max_history: int = 20
+    image_root: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_interactions(self) -> int:
+        return sum(len(s) for s in self.sequences)
+
+    def item_index(self) -> dict[str, int]:
+        return {it.id: i for i, it in enumerate(self.items)}
+
+    def image_path(self, idx: int) -> Path | None:
+        rel = self.items[idx].image
+        if rel is None or self.image_root is None:
+            return None
+        return Path(self.image_root) / rel
+
+    def examples(self, split: str) -> Iterator[Example]:
+        """History -> next item examples of one split (leave-one-out, histories truncated)."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        n = self.max_history
+        for u, seq in enumerate(self.sequences):
+            if split == "test":
+                yield Example(u, seq[:-1][-n:], seq[-1])
+            elif split == "valid":
+                yield Example(u, seq[:-2][-n:], seq[-2])
+            else:
+                train = seq[:-2]
+                for t in range(1, len(train)):
+                    yield Example(u, train[max(0, t - n):t], train[t])
+
+    def stats(self) -> dict[str, Any]:
+        lengths = [len(s) for s in self.sequences]
+        n_users = len(lengths)
+        return {
+            "users": n_users,
+            "items": len(self.items),
+            "interactions": sum(lengths),
+            "mean_length": round(sum(lengths) / n_users, 4) if n_users else 0.0,
+            "min_length": min(lengths, default=0),
+            "max_length": max(lengths, default=0),
+            "items_with_image": sum(1 for it in self.items if it.image is not None),
+            "density": round(sum(lengths) / (n_users * len(self.items)), 6) if n_users else 0.0,
+            "examples": {"train": sum(max(n - 3, 0) for n in lengths),
+                         "valid": n_users, "test": n_users},
+        }
+
+
+def ids_hash(ids: list[str]) -> str:
+    """A fingerprint of an id list in order: artifacts made from one dataset share it."""
+    return "sha256:" + hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+def save_dataset(ds: Dataset, path: Path | str, *, provenance: Provenance | None = None,
+                 sources: list[dict] = (), report: dict | None = None,
+                 force: bool = False) -> dict:
+    """Write a dataset artifact; returns its header."""
+    fields = sorted({k for it in ds.items for k in it.fields})
+    modalities = [m for m, present in (("text", any(it.text for it in ds.items)),
+                                       ("image", any(it.image for it in ds.items))) if present]
+    meta = {
+        "name": ds.name,
+        "stats": ds.stats(),
+        "split": {"scheme": "leave-one-out", "valid": "second to last item",
+                  "test": "last item", "max_history": ds.max_history},
+        "image_root": ds.image_root,
+        "modalities": modalities,
+        "fields": fields,
+        "item_ids_hash": ids_hash([it.id for it in ds.items]),
+        "user_ids_hash": ids_hash(ds.user_ids),
+        "report": report or {},
+    }
+    records: list[dict] = [
+        {"item": i, "id": it.id, "text": it.text, "image": it.image, "fields": it.fields}
+        for i, it in enumerate(ds.items)
+    ]
+    records += [{"user": u, "id": uid, "items": seq}
+                for u, (uid, seq) in enumerate(zip(ds.user_ids, ds.sequences))]
+    return write_jsonl(path, KIND, records, provenance=provenance, sources=sources, meta=meta,
+                       force=force)
+
+
+def load_dataset(path: Path | str) -> tuple[Dataset, dict]:
+    """Read and verify a dataset artifact; returns (dataset, header)."""
+    header, records = read_jsonl(path, KIND)
+    meta = header["meta"]
+    items: list[Item] = []
+    users: list[str] = []
+    seqs: list[list[int]] = []
+    try:
+        for r in records:
+            if "item" in r:
+                items.append(Item(r["id"], r["text"], r["image"], r["fields"]))
+            else:
+                users.append(r["id"])
+                seqs.append(r["items"])
+    except KeyError as e:
+        raise ArtifactError(f"{path}: dataset record without field {e}") from None
+    if len(items) != meta["stats"]["items"] or len(users) != meta["stats"]["users"]:
+        raise ArtifactError(f"{path}: holds {len(items)} items and {len(users)} users, its "
+                            f"header says {meta['stats']['items']} and {meta['stats']['users']}")
+    ds = Dataset(meta["name"], items, users, seqs, meta["split"]["max_history"],
+                 meta.get("image_root"), meta)
+    return ds, header

@@ -1,0 +1,76 @@
+"""`prepare`: raw data of a known format in, a dataset artifact out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from mgr_cli.artifacts import Provenance, check_output, source_entry
+from mgr_cli.data.dataset import save_dataset
+from mgr_cli.data.protocol import PrepareConfig, apply_protocol
+from mgr_cli.data.readers import amazon, generic, hm, lcrec, movielens
+from mgr_cli.data.readers.common import RawData
+from mgr_cli.errors import MgrError
+
+
+@dataclass(frozen=True)
+class Format:
+    read: Callable[..., RawData]
+    images: str | None  # the image folder inside SOURCE, if the format has one
+    help: str
+
+
+FORMATS: dict[str, Format] = {
+    "hm": Format(hm.read, "images", "H&M Kaggle: transactions_train.csv[.gz], articles.csv, images/"),
+    "movielens": Format(movielens.read, "posters",
+                        "MovieLens-100K: u.data, u.item, [items_tmdb.csv], [posters/]"),
+    "amazon-p5": Format(amazon.read_p5, None,
+                        "Amazon (P5): user_sequence.txt + RecBole *.item or item_text_ids.txt"),
+    "amazon-raw": Format(amazon.read_raw, None,
+                         "Amazon review dumps: reviews (2014 or 2018 JSON lines) + meta_*.json.gz"),
+    "lcrec": Format(lcrec.read, None, "LC-Rec/MQL4GRec: *.inter.json, [*.item.json], [*.item2id]"),
+    "generic": Format(generic.read, "", "interactions.csv|jsonl + items.csv|jsonl (see README)"),
+}
+
+
+def resolve_images(fmt: str, source: Path, images: Path | None, no_images: bool) -> Path | None:
+    """The image folder to use: --images, else the format's own folder if present."""
+    if no_images:
+        return None
+    if images is not None:
+        if not images.is_dir():
+            raise MgrError(f"{images}: image folder not found")
+        return images
+    default = FORMATS[fmt].images
+    if default:
+        candidate = source / default
+        return candidate if candidate.is_dir() else None
+    return None
+
+
+def prepare(fmt: str, source: Path | str, out: Path | str, *, cfg: PrepareConfig | None = None,
+            interactions: Path | None = None, items: Path | None = None,
+            images: Path | None = None, no_images: bool = False, name: str | None = None,
+            command: str = "python API", force: bool = False,
+            log: Callable[[str], None] = lambda s: None) -> dict:
+    """Read `source` in format `fmt`, apply the protocol, write the dataset to `out`."""
+    if fmt not in FORMATS:
+        raise MgrError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    cfg = cfg or PrepareConfig()
+    if cfg.problems():
+        raise MgrError("; ".join(cfg.problems()))
+    source, out = Path(source), Path(out)
+    check_output(out, force)
+    if not source.is_dir():
+        raise MgrError(f"{source}: source folder not found")
+    image_dir = resolve_images(fmt, source, images, no_images)
+    log(f"reading {fmt} data from {source}" + (f" with images from {image_dir}" if image_dir else ""))
+    raw = FORMATS[fmt].read(source, interactions=interactions, items=items, images=image_dir)
+    if fmt == "generic" and no_images:
+        raw.image_root = None
+    ds, report = apply_protocol(raw, cfg, name or source.resolve().name, log)
+    config = {"format": fmt, "source": str(source.resolve()),
+              "images": str(Path(raw.image_root).resolve()) if raw.image_root else None, **asdict(cfg)}
+    return save_dataset(ds, out, provenance=Provenance(command, config),
+                        sources=[source_entry(p) for p in raw.sources], report=report, force=force)

@@ -1,0 +1,1 @@
+"""One reader per raw data format; each returns a `RawData` for the protocol."""
