@@ -20,7 +20,6 @@ install: $(VENV)/.installed ## Create $(VENV) with mgr and its test tools.
 # torch and torchvision go in ONE pip command, unpinned, so pip picks a matching pair.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch torchvision
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@

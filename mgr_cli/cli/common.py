@@ -7,7 +7,6 @@ import os
 import shlex
 import sys
 from enum import Enum
-from pathlib import Path
 from typing import Any, Callable
 
 import typer
@@ -53,20 +52,17 @@ def handle_errors(fn: Callable) -> Callable:
 
 
 def command_line(ctx: typer.Context) -> str:
-    """The command as parsed, every option spelled out (defaults included)."""
+    """The command as parsed: arguments in place, every option spelled out (defaults too)."""
     parts = ["mgr", ctx.info_name or ""]
-    for name, value in ctx.params.items():
-        if value is None or value is False:
-            continue
-        flag = "--" + name.replace("_", "-")
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
         if isinstance(value, Enum):
             value = value.value
-        if value is True:
-            parts.append(flag)
-        else:
-            parts += [flag, str(value)]
+        if param.param_type_name == "argument":
+            parts.append(str(value))
+        elif value not in (None, False):
+            flag = max(param.opts, key=len)
+            parts += [flag] if value is True else [flag, str(value)]
     return shlex.join(parts)
 
 
-def path_arg(p: Path | None) -> Path | None:
-    return None if p is None else Path(p)

@@ -121,8 +121,8 @@ def _simulate(rng: np.random.Generator, a: dict[str, np.ndarray], cfg: DemoConfi
     for _ in range(cfg.n_users):
         colour, pattern = rng.integers(len(COLOURS)), rng.integers(len(PATTERNS))
         material = rng.integers(len(MATERIALS))
-        base = (1.0 * (a["colour"] == colour) + 0.5 * (a["pattern"] == pattern)
-                + 0.7 * (a["material"] == material) + a["quality"])
+        base = (1.5 * (a["colour"] == colour) + 0.5 * (a["pattern"] == pattern)
+                + 1.2 * (a["material"] == material) + a["quality"])
         length = 5 + rng.poisson(max(cfg.mean_length - 5, 0))
         cat, shape = rng.integers(n_cat), rng.integers(n_shape)
         seq: list[int] = []

@@ -186,7 +186,7 @@ def apply_protocol(raw: RawData, cfg: PrepareConfig, name: str,
     report["dropped_users_too_short_for_split"] = after["users"] - len(seqs)
     if not seqs:
         raise MgrError(f"no user keeps 3 or more interactions after the {cfg.k_core}-core "
-                       f"(removed {before['users']} users and {before['items']} items); "
+                       f"(of {before['users']} users and {before['items']} items); "
                        "lower --k-core or check the input")
     used = {i for s in seqs.values() for i in s}
     if raw.item_order == "given":

@@ -1,0 +1,104 @@
+"""The commands through typer's CliRunner (exit codes, exact error lines) and once as
+real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from conftest import REPO, write
+from mgr_cli import __version__
+from mgr_cli.cli import app
+
+runner = CliRunner()
+
+
+def mgr(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_prepare_then_inspect(tmp_path, generic_dir):
+    out = tmp_path / "d.jsonl"
+    r = mgr("prepare", "generic", generic_dir, "-o", out, "--k-core", 3, "--json")
+    assert r.exit_code == 0, r.output
+    stats = json.loads(r.stdout)["stats"]
+    assert stats["users"] == 4 and stats["items"] == 4 and stats["interactions"] == 16
+    assert "examples train/valid/test" in r.stderr  # the human table goes to stderr
+
+    r = mgr("inspect", out)
+    assert r.exit_code == 0
+    assert f"{out}: dataset artifact, schema v1, 8 records" in r.stdout
+    assert f"made by:  mgr prepare generic {generic_dir} --out {out}" in r.stdout
+    assert "--k-core 3" in r.stdout
+
+    r = mgr("inspect", out, "--verify", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["kind"] == "dataset"
+    assert "verified" in r.stderr
+
+
+def test_existing_output_needs_force(tmp_path, generic_dir):
+    out = tmp_path / "d.jsonl"
+    assert mgr("prepare", "generic", generic_dir, "-o", out, "--k-core", 3).exit_code == 0
+    r = mgr("prepare", "generic", generic_dir, "-o", out, "--k-core", 3)
+    assert r.exit_code == 1
+    assert r.stderr == f"Error: {out} already exists; pass --force to overwrite it\n"
+    assert mgr("prepare", "generic", generic_dir, "-o", out, "--k-core", 3, "--force").exit_code == 0
+
+
+def test_prepare_errors_are_one_line_and_write_nothing(tmp_path, generic_dir):
+    out = tmp_path / "d.jsonl"
+    write(generic_dir / "items.csv", "item_id,text\na,x\nb,\nc,z\nd,w\n")
+    r = mgr("prepare", "generic", generic_dir, "-o", out, "--k-core", 3)
+    assert r.exit_code == 1
+    assert r.stderr.splitlines()[-1] == ("Error: 1 items have empty text (e.g. 'b'); pass "
+                                         "--empty-text drop to drop them or --empty-text keep "
+                                         "to keep them")
+    assert not out.exists() and list(tmp_path.glob(".d.jsonl.tmp*")) == []
+
+
+def test_bad_usage_exits_2(tmp_path):
+    r = mgr("prepare", "nonsense", tmp_path, "-o", tmp_path / "x")
+    assert r.exit_code == 2
+
+
+def test_inspect_verify_fails_on_tampering(tmp_path, generic_dir):
+    out = tmp_path / "d.jsonl"
+    mgr("prepare", "generic", generic_dir, "-o", out, "--k-core", 3)
+    out.write_text(out.read_text().replace("text of a", "text of z"))
+    r = mgr("inspect", out, "--verify")
+    assert r.exit_code == 1
+    assert r.stderr.startswith(f"Error: {out}: corrupted: content hash ")
+    src = generic_dir / "items.csv"
+    mgr("prepare", "generic", generic_dir, "-o", out, "--k-core", 3, "--force")
+    src.write_text(src.read_text() + "\n")
+    r = mgr("inspect", out, "--verify")
+    assert r.exit_code == 1
+    assert r.stderr == f"Error: source {src.resolve()}: changed since the artifact was made\n"
+
+
+def test_demo_data_then_prepare(tmp_path):
+    raw = tmp_path / "raw"
+    r = mgr("demo-data", raw, "--items", 150, "--users", 60, "--seed", 3)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["items"] == 150
+    assert mgr("demo-data", raw).exit_code == 1
+    r = mgr("prepare", "generic", raw, "-o", tmp_path / "d.jsonl", "--k-core", 2, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["stats"]["items_with_image"] > 50
+
+
+def test_subprocess_module_and_version(tmp_path, generic_dir):
+    r = subprocess.run([sys.executable, "-m", "mgr_cli", "--version"], capture_output=True,
+                       text=True, cwd=REPO)
+    assert r.returncode == 0 and r.stdout.strip() == f"mgr {__version__}"
+    out = tmp_path / "d.jsonl"
+    r = subprocess.run([sys.executable, "-m", "mgr_cli", "prepare", "generic", str(generic_dir),
+                        "-o", str(out), "--k-core", "3", "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["stats"]["users"] == 4
+    r = subprocess.run([sys.executable, "-m", "mgr_cli", "inspect", str(tmp_path / "nope.jsonl")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr == f"Error: {tmp_path / 'nope.jsonl'}: no such file\n"

@@ -1,0 +1,69 @@
+"""Shared fixtures: tiny files written by the tests, and the optional shared data."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("MGR_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    d = shared_data_dir()
+    if not d.is_dir():
+        pytest.skip(f"shared data not found at {d} (set MGR_SHARED_DATA)")
+    return d
+
+
+def write(path: Path, text: str, *, gz: bool = False, encoding: str = "utf-8") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if gz:
+        with gzip.open(path, "wt", encoding=encoding) as f:
+            f.write(text)
+    else:
+        path.write_text(text, encoding=encoding)
+    return path
+
+
+def make_image(path: Path, colour=(200, 30, 30), size=(12, 16)) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+    return path
+
+
+def interactions_csv(users: dict[str, list[str]]) -> str:
+    """user -> items in time order, as a generic interactions CSV with timestamps."""
+    rows = ["user_id,item_id,timestamp"]
+    for u, items in users.items():
+        rows += [f"{u},{i},{t}" for t, i in enumerate(items)]
+    return "\n".join(rows) + "\n"
+
+
+def items_csv(ids, *, image: bool = False, extra: str = "") -> str:
+    head = "item_id,text" + (",image" if image else "") + (",category" if extra else "")
+    rows = [head]
+    for i in ids:
+        row = f"{i},text of {i}" + (f",img/{i}.png" if image else "") + (f",{extra}" if extra else "")
+        rows.append(row)
+    return "\n".join(rows) + "\n"
+
+
+@pytest.fixture
+def generic_dir(tmp_path: Path) -> Path:
+    """A generic-format dataset where every user and item survives a 3-core:
+    4 users x 4 items, every user buys every item once in a user-specific order."""
+    d = tmp_path / "generic"
+    order = {"u1": "abcd", "u2": "bcda", "u3": "cdab", "u4": "dabc"}
+    write(d / "interactions.csv", interactions_csv({u: list(s) for u, s in order.items()}))
+    write(d / "items.csv", items_csv("abcd"))
+    return d
