@@ -49,7 +49,10 @@ _JSONL_PREFIX = b'{"' + JSONL_KEY.encode() + b'"'
 
 # kind -> schema versions this code reads. The last one is the version it writes.
 SCHEMAS: dict[str, tuple[int, ...]] = {
-    "dataset": (1,),
+    "dataset": (1,),            # mgr prepare
+    "embeddings": (1,),         # mgr embed
+    "semantic-ids": (1,),       # mgr quantize
+    "semantic-ids-view": (1,),  # mgr quantize: the readable JSONL beside the IDs
 }
 
 

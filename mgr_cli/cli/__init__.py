@@ -5,9 +5,12 @@ from __future__ import annotations
 import typer
 
 from mgr_cli import __version__
+from mgr_cli.cli.analyze import ami_cmd
 from mgr_cli.cli.demo import demo_cmd
+from mgr_cli.cli.embed import embed_cmd
 from mgr_cli.cli.inspect import inspect_cmd
 from mgr_cli.cli.prepare import prepare_cmd
+from mgr_cli.cli.quantize import quantize_cmd
 
 app = typer.Typer(
     name="mgr",
@@ -34,6 +37,9 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 app.command("prepare")(prepare_cmd)
 app.command("inspect")(inspect_cmd)
 app.command("demo-data")(demo_cmd)
+app.command("embed")(embed_cmd)
+app.command("quantize")(quantize_cmd)
+app.command("analyze-ami")(ami_cmd)
 
 
 def main() -> None:

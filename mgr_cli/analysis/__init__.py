@@ -1,0 +1,1 @@
+"""Diagnostics: adjusted mutual information between semantic IDs, contact sheets."""

@@ -1,0 +1,66 @@
+"""mgr embed: one embedding per item, from its text, its image, or both (early fusion).
+
+    mgr embed data.jsonl -o text.safetensors --modality text                  # CLIP ViT-B-32
+    mgr embed data.jsonl -o img.safetensors --modality image --clip-pretrained ckpt.bin
+    mgr embed data.jsonl -o text.safetensors --modality text --text-model standin:minilm
+    mgr embed data.jsonl -o img.safetensors --modality image --image-model standin:efficientnet-lite0
+    mgr embed data.jsonl -o bert.safetensors --modality text --text-model ./bert-base --pooling cls
+    torchrun --standalone --nproc_per_node=4 -m mgr_cli embed data.jsonl -o img.safetensors --modality image
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mgr_cli.cli.common import command_line, handle_errors, log
+
+
+@handle_errors
+def embed_cmd(
+    ctx: typer.Context,
+    dataset: Path = typer.Argument(..., help="Dataset artifact from mgr prepare."),
+    out: Path = typer.Option(..., "--out", "-o", help="Embeddings artifact to write (.safetensors)."),
+    modality: str = typer.Option("text", help="text, image, or fused (early fusion of both)."),
+    clip_model: str = typer.Option("ViT-B-32", help="open_clip model name (or local-dir:PATH)."),
+    clip_pretrained: Optional[str] = typer.Option(
+        "openai", help="open_clip pretrained tag or local checkpoint file; 'none' for random init."),
+    text_model: Optional[str] = typer.Option(
+        None, help="Local transformers directory (or standin:minilm) replacing CLIP's text tower."),
+    pooling: str = typer.Option("mean", help="Pooling of --text-model outputs: mean or cls."),
+    image_model: Optional[str] = typer.Option(
+        None, help="timm model name (or standin:efficientnet-lite0) replacing CLIP's image tower."),
+    image_weights: Optional[str] = typer.Option(None, help="Local weights file for --image-model."),
+    fusion: str = typer.Option("mean", help="fused: mean (shared space) or concat of the normalised vectors."),
+    normalize: bool = typer.Option(True, help="L2-normalise the output vectors."),
+    batch_size: int = typer.Option(64, help="Items per forward pass."),
+    workers: int = typer.Option(1, help="Image decoding processes."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    precision: str = typer.Option("auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16."),
+    missing_images: str = typer.Option("error", help="Items without a usable image: error or blank."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+) -> None:
+    """Embed every item's text or image (or both, fused) with CLIP or a local encoder."""
+    from mgr_cli.cli.progress import progress_bar
+    from mgr_cli.data.dataset import load_dataset  # noqa: F401  (fail early on import problems)
+    from mgr_cli.encoders.embed import EmbedConfig, embed
+
+    cfg = EmbedConfig(modality=modality, clip_model=clip_model,
+                      clip_pretrained=None if (clip_pretrained or "none").lower() == "none" else clip_pretrained,
+                      text_model=text_model, pooling=pooling, image_model=image_model,
+                      image_weights=image_weights, fusion=fusion, normalize=normalize,
+                      batch_size=batch_size, workers=workers, device=device, precision=precision,
+                      missing_images=missing_images)
+    from mgr_cli.artifacts import read_header
+
+    n = read_header(dataset, "dataset")["meta"]["stats"]["items"]
+    steps = n * (2 if modality == "fused" else 1)
+    with progress_bar(steps, f"embed {modality}") as advance:
+        header = embed(dataset, out, cfg, command=command_line(ctx), force=force, log=log,
+                       progress=advance)
+    if header is not None:
+        m = header["meta"]
+        log(f"wrote {m['n_items']} x {m['dim']} {m['modality']} embeddings to {out}"
+            + (" (stand-in encoders, not CLIP)" if m["standin"] else ""))

@@ -1,0 +1,97 @@
+"""mgr quantize: embeddings in, semantic IDs out; or IDs made elsewhere, imported.
+
+    mgr quantize text.safetensors -o text.ids.safetensors                       # RQ-VAE 3 x 256
+    mgr quantize img.safetensors -o img.ids.safetensors --levels 4 --codebook-size 128
+    mgr quantize text.safetensors -o text.rk.safetensors --method rkmeans       # no training
+    mgr quantize --import letter.index.json --dataset beauty.jsonl --modality text -o letter.safetensors
+    mgr quantize text.ids.safetensors --export text.index.json                  # LC-Rec JSON
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mgr_cli.cli.common import command_line, console, handle_errors, log
+from mgr_cli.errors import MgrError
+
+
+@handle_errors
+def quantize_cmd(
+    ctx: typer.Context,
+    source: Optional[Path] = typer.Argument(None, help="Embeddings artifact (or IDs with --export)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Semantic-ID artifact to write (.safetensors); a .ids.jsonl view goes beside it."),
+    method: str = typer.Option("rqvae", help="rqvae (TIGER) or rkmeans (residual k-means, no training)."),
+    levels: int = typer.Option(3, help="Code levels (before the uniqueness level)."),
+    codebook_size: int = typer.Option(256, help="Codes per level."),
+    latent_dim: int = typer.Option(32, help="RQ-VAE latent size."),
+    hidden: str = typer.Option("512,256,128", help="RQ-VAE encoder hidden sizes."),
+    epochs: int = typer.Option(300, help="RQ-VAE maximum epochs (stops earlier on convergence)."),
+    patience: int = typer.Option(15, help="Epochs without improvement before stopping."),
+    lr: float = typer.Option(1e-3, help="RQ-VAE learning rate."),
+    batch_size: int = typer.Option(1024, help="RQ-VAE batch size."),
+    dedup: str = typer.Option("always", help="Append a level making IDs unique: always, auto (only on collisions), never."),
+    seed: int = typer.Option(0, help="Random seed."),
+    dataset: Optional[Path] = typer.Option(None, help="Dataset (default: the one the embeddings name)."),
+    import_json: Optional[Path] = typer.Option(None, "--import", help="LC-Rec/LETTER/MQL4GRec JSON of IDs to import (needs --dataset, --modality)."),
+    modality: Optional[str] = typer.Option(None, help="Modality of imported IDs (text, image, fused, ...)."),
+    export_json: Optional[Path] = typer.Option(None, "--export", help="Write SOURCE's IDs as LC-Rec JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print the ID statistics as JSON on stdout."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+) -> None:
+    """Turn embeddings into semantic IDs (RQ-VAE or residual k-means), or import/export IDs."""
+    from mgr_cli.quantize.stage import QuantizeConfig, export_ids, import_ids, quantize
+
+    if export_json is not None:
+        if source is None:
+            raise MgrError("--export needs the semantic-ID artifact to export as SOURCE")
+        n = export_ids(source, export_json, force=force)
+        log(f"wrote {n} IDs to {export_json}")
+        return
+    if out is None:
+        raise MgrError("missing --out/-o: where to write the semantic IDs")
+    if import_json is not None:
+        if source is not None or dataset is None or modality is None:
+            raise MgrError("--import takes no SOURCE and needs --dataset and --modality")
+        header = import_ids(import_json, dataset, out, modality=modality,
+                            dedup="never" if dedup == "never" else "auto",
+                            command=command_line(ctx), force=force)
+    else:
+        if source is None:
+            raise MgrError("give the embeddings artifact to quantize (or --import a JSON file)")
+        try:
+            dims = [int(h) for h in hidden.split(",") if h.strip()]
+        except ValueError:
+            raise MgrError(f"--hidden must be comma-separated integers, got {hidden!r}") from None
+        cfg = QuantizeConfig(method=method, levels=levels, codebook_size=codebook_size,
+                             latent_dim=latent_dim, hidden=dims, lr=lr, batch_size=batch_size,
+                             max_epochs=epochs, patience=patience, dedup=dedup, seed=seed)
+        header = quantize(source, out, cfg, dataset=dataset, command=command_line(ctx),
+                          force=force, log=log)
+    show(header["meta"], out)
+    if json_out:
+        print(json.dumps({"path": str(out), **header["meta"]}))
+
+
+def show(meta: dict, out: Path) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{meta['modality']} semantic IDs ({meta['method']}) -> {out}")
+    for col in ("level", "codebook", "used", "usage", "entropy (bits)", "entropy / max"):
+        t.add_column(col, justify="right")
+    for s in meta["level_stats"]:
+        t.add_row(str(s["level"]), str(s["codebook_size"]), str(s["used"]), f"{s['usage']:.3f}",
+                  f"{s['entropy_bits']:.2f}", f"{s['entropy_ratio']:.3f}")
+    c = console()
+    c.print(t)
+    c.print(f"collision rate {meta['collision_rate_before']:.4f} before, "
+            f"{meta['collision_rate_after']:.4f} after (uniqueness level: {meta['dedup_level']})")
+    tr = meta.get("training")
+    if tr:
+        c.print(f"reconstruction: relative error {tr['recon_relative_error']:.4f}, MSE "
+                f"(standardised) {tr['recon_mse_standardised']:.4f}"
+                + (f"; {tr['epochs']} epochs in {tr['seconds']} s, converged: {tr['converged']}"
+                   if "epochs" in tr else ""))

@@ -1,0 +1,244 @@
+"""`embed`: a dataset in, one embedding per item out, for text, image, or both fused.
+
+Towers: CLIP (open_clip) for both modalities by default, as in the paper; a
+transformers text encoder from a local directory replaces the text tower
+(`text_model`), a timm model with local weights replaces the image tower
+(`image_model`). Early fusion (`fused`) embeds both modalities and combines the
+L2-normalised vectors: `mean` (both towers must share a space, as CLIP's do) or
+`concat`. The paper's MGR-EF uses one multimodal encoder; CLIP's shared space with the
+mean is our equivalent.
+
+Under torchrun each rank embeds a strided shard; rank 0 gathers and writes one
+artifact in item order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from mgr_cli import distributed
+from mgr_cli.artifacts import Input, Provenance, check_output, write_tensors
+from mgr_cli.data import Dataset, load_dataset
+from mgr_cli.data.images import decode_problem
+from mgr_cli.encoders import standins, towers
+from mgr_cli.errors import MgrError
+
+KIND = "embeddings"
+MODALITIES = ("text", "image", "fused")
+
+
+@dataclass
+class EmbedConfig:
+    modality: str = "text"
+    clip_model: str = "ViT-B-32"
+    clip_pretrained: str | None = "openai"
+    text_model: str | None = None
+    pooling: str = "mean"
+    image_model: str | None = None
+    image_weights: str | None = None
+    fusion: str = "mean"
+    normalize: bool = True
+    batch_size: int = 64
+    workers: int = 1
+    device: str = "auto"
+    precision: str = "auto"
+    missing_images: str = "error"
+
+    def problems(self) -> list[str]:
+        checks = [
+            (self.modality in MODALITIES, f"--modality must be one of {', '.join(MODALITIES)}"),
+            (self.fusion in ("mean", "concat"), "--fusion must be mean or concat"),
+            (self.pooling in ("mean", "cls"), "--pooling must be mean or cls"),
+            (self.precision in ("auto", "fp32", "bf16", "fp16"),
+             "--precision must be auto, fp32, bf16 or fp16"),
+            (self.missing_images in ("error", "blank"), "--missing-images must be error or blank"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.workers >= 0, "--workers must be 0 or more"),
+        ]
+        return [msg for ok, msg in checks if not ok]
+
+
+def _dtype(precision: str, device: torch.device) -> torch.dtype:
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if precision == "fp16" and device.type == "cpu":
+        raise MgrError("--precision fp16 needs a CUDA device; use fp32 or bf16 on the CPU")
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def build_towers(cfg: EmbedConfig, device: torch.device) -> dict[str, towers.Tower]:
+    need = ["text", "image"] if cfg.modality == "fused" else [cfg.modality]
+    out: dict[str, towers.Tower] = {}
+    if "text" in need and cfg.text_model:
+        path = (standins.text_model_dir(cfg.text_model) if standins.is_standin(cfg.text_model)
+                else cfg.text_model)
+        label = cfg.text_model if standins.is_standin(cfg.text_model) else None
+        out["text"] = towers.hf_text_tower(str(path), cfg.pooling, device, label=label)
+    if "image" in need and cfg.image_model:
+        name, weights = cfg.image_model, cfg.image_weights
+        if standins.is_standin(name):
+            name, weights = standins.image_model(cfg.image_model)
+        out["image"] = towers.timm_image_tower(name, weights, device,
+                                               label=cfg.image_model if name != cfg.image_model else None)
+    if any(m not in out for m in need):
+        clip = towers.clip_towers(cfg.clip_model, cfg.clip_pretrained, device)
+        out.update({m: clip[m] for m in need if m not in out})
+    for m, tower in out.items():
+        tower.describe["standin"] = standins.is_standin(cfg.text_model if m == "text" else cfg.image_model)
+    return out
+
+
+def image_inputs(ds: Dataset, policy: str) -> tuple[list[Path | None], list[str]]:
+    """Each item's image path (None: embed a blank image), and the ids of those without one."""
+    paths = [ds.image_path(i) for i in range(len(ds.items))]
+    bad = [(ds.items[i].id, "no image" if p is None else decode_problem(p))
+           for i, p in enumerate(paths)]
+    bad = [(i, r) for i, r in bad if r is not None]
+    if bad and policy == "error":
+        listing = ", ".join(f"{i} ({r})" for i, r in bad[:5]) + (", ..." if len(bad) > 5 else "")
+        raise MgrError(f"{len(bad)} items have no usable image: {listing}; fix them or pass "
+                       "--missing-images blank to embed a blank image (recorded in the artifact)")
+    blank = {i for i, _ in bad}
+    return [None if ds.items[k].id in blank else p for k, p in enumerate(paths)], [i for i, _ in bad]
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """Decode and transform images in loader workers, off the forward pass."""
+
+    def __init__(self, paths: list[Path | None], transform: Callable):
+        self.paths, self.transform = paths, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, k: int) -> torch.Tensor:
+        from PIL import Image
+
+        p = self.paths[k]
+        if p is None:
+            return self.transform(Image.new("RGB", (224, 224), (127, 127, 127)))
+        with Image.open(p) as im:
+            return self.transform(im.convert("RGB"))
+
+
+def _autocast(device: torch.device, dtype: torch.dtype):
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def run_texts(tower: towers.Tower, texts: list[str], cfg: EmbedConfig, device: torch.device,
+              dtype: torch.dtype, progress: Callable[[int], None]) -> torch.Tensor:
+    order = sorted(range(len(texts)), key=lambda k: len(texts[k]))  # less padding per batch
+    out = torch.empty(0)
+    chunks = []
+    with torch.inference_mode(), _autocast(device, dtype):
+        for s in range(0, len(order), cfg.batch_size):
+            idx = order[s:s + cfg.batch_size]
+            chunks.append(tower.forward(tower.prepare([texts[k] for k in idx])).float().cpu())
+            progress(len(idx))
+    if chunks:
+        stacked = torch.cat(chunks)
+        out = torch.empty_like(stacked)
+        out[torch.tensor(order)] = stacked
+    return out
+
+
+def run_images(tower: towers.Tower, paths: list[Path | None], cfg: EmbedConfig,
+               device: torch.device, dtype: torch.dtype,
+               progress: Callable[[int], None]) -> torch.Tensor:
+    loader = torch.utils.data.DataLoader(
+        ImageFiles(paths, tower.transform), batch_size=cfg.batch_size, num_workers=cfg.workers,
+        collate_fn=tower.prepare, pin_memory=device.type == "cuda",
+        persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
+    chunks = []
+    with torch.inference_mode(), _autocast(device, dtype):
+        for batch in loader:
+            chunks.append(tower.forward(batch.to(device, non_blocking=True)).float().cpu())
+            progress(len(batch))
+    return torch.cat(chunks) if chunks else torch.empty(0)
+
+
+def _fuse(vecs: dict[str, torch.Tensor], cfg: EmbedConfig) -> torch.Tensor:
+    if cfg.modality != "fused":
+        return vecs[cfg.modality]
+    t, i = (torch.nn.functional.normalize(vecs[m], dim=-1) for m in ("text", "image"))
+    if cfg.fusion == "concat":
+        return torch.cat([t, i], dim=-1)
+    if t.shape[-1] != i.shape[-1]:
+        raise MgrError(f"--fusion mean needs both towers in one space, but text is "
+                       f"{t.shape[-1]}-d and image {i.shape[-1]}-d; use --fusion concat")
+    return (t + i) / 2
+
+
+def embed(dataset: Path | str, out: Path | str, cfg: EmbedConfig, *, command: str = "python API",
+          force: bool = False, log: Callable[[str], None] = lambda s: None,
+          progress: Callable[[int], None] = lambda n: None) -> dict | None:
+    """Embed every item of `dataset`; rank 0 writes `out` and returns its header."""
+    if cfg.problems():
+        raise MgrError("; ".join(cfg.problems()))
+    out = Path(out)
+    dist = distributed.from_env()
+    if dist.main:
+        check_output(out, force)
+    ds, ds_header = load_dataset(dataset)
+    need = ["text", "image"] if cfg.modality == "fused" else [cfg.modality]
+    if "text" in need and "text" not in ds_header["meta"]["modalities"]:
+        raise MgrError(f"{dataset}: its items have no text; embed --modality image instead")
+    if "image" in need and not ds.image_root:
+        raise MgrError(f"{dataset}: prepared without images; re-run mgr prepare with images")
+    device = distributed.pick_device(cfg.device, dist)
+    dist = distributed.init(device)
+    distributed.check_shardable(len(ds.items), dist, "items")
+    dtype = _dtype(cfg.precision, device)
+    paths, blank = image_inputs(ds, cfg.missing_images) if "image" in need else ([], [])
+    tw = build_towers(cfg, device)
+    mine = list(distributed.shard(len(ds.items), dist))
+    vecs: dict[str, torch.Tensor] = {}
+    for m in need:
+        log(f"embedding {len(mine)} items ({m}) with {tw[m].describe['family']} "
+            f"{tw[m].describe['model']} on {device}" + (f", rank {dist.rank}/{dist.world}" if dist.active else ""))
+        if m == "text":
+            vecs[m] = run_texts(tw[m], [ds.items[k].text for k in mine], cfg, device, dtype, progress)
+        else:
+            vecs[m] = run_images(tw[m], [paths[k] for k in mine], cfg, device, dtype, progress)
+    emb = _fuse(vecs, cfg)
+    if cfg.normalize:
+        emb = torch.nn.functional.normalize(emb, dim=-1)
+    parts = distributed.gather((mine, emb.numpy()), dist)
+    header = None
+    if dist.main:
+        full = np.zeros((len(ds.items), emb.shape[1]), dtype=np.float32)
+        for idx, arr in parts:
+            full[idx] = arr
+        if not np.isfinite(full).all():
+            bad = np.where(~np.isfinite(full).all(1))[0]
+            raise MgrError(f"{len(bad)} items got NaN or inf embeddings (e.g. "
+                           f"{ds.items[bad[0]].id}); try --precision fp32")
+        meta = {"modality": cfg.modality, "dim": int(full.shape[1]), "n_items": len(ds.items),
+                "dataset": ds.name, "item_ids_hash": ds_header["meta"]["item_ids_hash"],
+                "encoders": {m: tw[m].describe for m in need}, "normalized": cfg.normalize,
+                "fusion": cfg.fusion if cfg.modality == "fused" else None,
+                "standin": any(tw[m].describe["standin"] for m in need),
+                "blank_images": blank, "device": str(device), "precision": str(dtype),
+                "world_size": dist.world}
+        header = write_tensors(out, KIND, {"embeddings": full},
+                               provenance=Provenance(command, asdict(cfg)),
+                               inputs=[Input("dataset", Path(dataset), ds_header)], meta=meta,
+                               force=force)
+    distributed.barrier(dist)
+    distributed.finish(dist)
+    return header
+
+
+def load_embeddings(path: Path | str) -> tuple[np.ndarray, dict]:
+    from mgr_cli.artifacts import read_tensors
+
+    header, tensors = read_tensors(path, KIND)
+    return tensors["embeddings"], header

@@ -1,0 +1,1 @@
+"""Semantic IDs from embeddings: RQ-VAE (TIGER), residual k-means, import/export."""

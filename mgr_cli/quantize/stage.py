@@ -1,0 +1,184 @@
+"""`quantize`: embeddings in, one semantic ID per item out (RQ-VAE or residual k-means),
+plus `--import`/`--export` of IDs made by other tokenizers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from mgr_cli.artifacts import (ArtifactError, Input, Provenance, check_output, read_header,
+                               read_tensors, source_entry, write_jsonl, write_tensors)
+from mgr_cli.artifacts.lineage import parent_path
+from mgr_cli.data import load_dataset
+from mgr_cli.errors import MgrError
+from mgr_cli.quantize import ids as sid
+from mgr_cli.quantize.kmeans import kmeans
+from mgr_cli.quantize.rqvae import RQVAEConfig, train_rqvae
+
+METHODS = ("rqvae", "rkmeans")
+
+
+@dataclass
+class QuantizeConfig:
+    method: str = "rqvae"
+    levels: int = 3
+    codebook_size: int = 256
+    latent_dim: int = 32
+    hidden: list[int] = field(default_factory=lambda: [512, 256, 128])
+    beta: float = 0.25
+    lr: float = 1e-3
+    batch_size: int = 1024
+    max_epochs: int = 300
+    patience: int = 15
+    standardize: bool = True
+    dedup: str = "always"
+    seed: int = 0
+
+    def problems(self) -> list[str]:
+        checks = [(self.method in METHODS, f"--method must be one of {', '.join(METHODS)}"),
+                  (self.levels >= 1, "--levels must be at least 1"),
+                  (self.codebook_size >= 2, "--codebook-size must be at least 2"),
+                  (self.dedup in ("always", "auto", "never"), "--dedup must be always, auto or never"),
+                  (self.latent_dim >= 1, "--latent-dim must be at least 1")]
+        return [msg for ok, msg in checks if not ok]
+
+
+def view_path(out: Path) -> Path:
+    """The readable JSONL view written beside a semantic-ID artifact."""
+    return out.with_name(out.name.rsplit(".", 1)[0] + ".ids.jsonl")
+
+
+def _dataset_of(emb_path: Path, header: dict, dataset: Path | None) -> Path:
+    if dataset is not None:
+        return dataset
+    for entry in header.get("inputs", []):
+        if entry["kind"] == "dataset":
+            return parent_path(emb_path, entry)
+        if entry["kind"] in ("embeddings", sid.KIND):
+            return _dataset_of(parent_path(emb_path, entry), read_header(parent_path(emb_path, entry)), None)
+    raise ArtifactError(f"{emb_path}: its lineage names no dataset; pass --dataset")
+
+
+def _dataset_items(path: Path, want_hash: str, source: Path):
+    ds, header = load_dataset(path)
+    if header["meta"]["item_ids_hash"] != want_hash:
+        raise ArtifactError(f"{source} and {path} disagree on item order (item_ids_hash); "
+                            "use the dataset the embeddings were made from")
+    return ds, header
+
+
+def residual_kmeans(x: torch.Tensor, levels: int, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    residual, recon, codes = x.clone(), torch.zeros_like(x), []
+    for level in range(levels):
+        centres, assign = kmeans(residual, k, iters=30, seed=seed + level)
+        codes.append(assign)
+        recon += centres[assign]
+        residual -= centres[assign]
+    return torch.stack(codes, 1), recon
+
+
+def _encode(x: np.ndarray, cfg: QuantizeConfig, log: Callable[[str], None]) -> tuple[np.ndarray, dict]:
+    torch.manual_seed(cfg.seed)
+    xt = torch.from_numpy(x).float()
+    mu, sd = xt.mean(0), xt.std(0).clamp_min(1e-8)
+    xs = (xt - mu) / sd if cfg.standardize else xt
+    info: dict = {}
+    if cfg.method == "rqvae":
+        rq = RQVAEConfig(levels=cfg.levels, codebook_size=cfg.codebook_size,
+                         latent_dim=cfg.latent_dim, hidden=list(cfg.hidden), beta=cfg.beta,
+                         lr=cfg.lr, batch_size=cfg.batch_size, max_epochs=cfg.max_epochs,
+                         patience=cfg.patience, seed=cfg.seed)
+        model, info = train_rqvae(xs, rq, log)
+        codes, recon = model.encode(xs)
+    else:
+        codes, recon = residual_kmeans(xs, cfg.levels, cfg.codebook_size, cfg.seed)
+    back = recon * sd + mu if cfg.standardize else recon
+    info["recon_mse_standardised"] = round(float((recon - xs).pow(2).mean()), 6)
+    info["recon_relative_error"] = round(float((back - xt).pow(2).sum() / (xt - mu).pow(2).sum()), 6)
+    return codes.numpy().astype(np.int64), info
+
+
+def _finish(codes: np.ndarray, sizes: list[int], dedup: str) -> tuple[np.ndarray, list[int], dict]:
+    before = sid.collision_rate(codes)
+    added = dedup == "always" or (dedup == "auto" and before > 0)
+    if added:
+        codes, extra = sid.add_dedup_level(codes)
+        sizes = sizes + [extra]
+    return codes, sizes, {"collision_rate_before": round(before, 6),
+                          "collision_rate_after": round(sid.collision_rate(codes), 6),
+                          "dedup_level": added}
+
+
+def _write(out: Path, codes: np.ndarray, sizes: list[int], meta: dict, ds, ds_path: Path,
+           inputs: list[Input], prov: Provenance, force: bool, sources: list[dict] = ()) -> dict:
+    meta = {**meta, "levels": codes.shape[1], "codebook_sizes": sizes, "n_items": len(codes),
+            "dataset": ds.name, "item_ids_hash": read_header(ds_path)["meta"]["item_ids_hash"],
+            "level_stats": sid.level_stats(codes, sizes)}
+    header = write_tensors(out, sid.KIND, {"codes": codes}, provenance=prov, inputs=inputs,
+                           sources=sources, meta=meta, force=force)
+    toks = sid.tokens(codes)
+    write_jsonl(view_path(out), sid.VIEW_KIND,
+                ({"item": i, "id": it.id, "codes": codes[i].tolist(), "tokens": toks[i]}
+                 for i, it in enumerate(ds.items)),
+                provenance=prov, inputs=[Input("ids", out, header)],
+                meta={"modality": meta["modality"]}, force=force)
+    return header
+
+
+def quantize(embeddings: Path | str, out: Path | str, cfg: QuantizeConfig, *,
+             dataset: Path | None = None, command: str = "python API", force: bool = False,
+             log: Callable[[str], None] = lambda s: None) -> dict:
+    """Quantise an embeddings artifact into a semantic-ID artifact (and its JSONL view)."""
+    from mgr_cli.encoders.embed import load_embeddings
+
+    if cfg.problems():
+        raise MgrError("; ".join(cfg.problems()))
+    out, embeddings = Path(out), Path(embeddings)
+    check_output(out, force)
+    check_output(view_path(out), force)
+    x, eh = load_embeddings(embeddings)
+    ds_path = _dataset_of(embeddings, eh, dataset)
+    ds, _ = _dataset_items(ds_path, eh["meta"]["item_ids_hash"], embeddings)
+    if len(x) < cfg.codebook_size:
+        log(f"warning: {len(x)} items for {cfg.codebook_size} codes per level")
+    log(f"quantizing {x.shape[0]} x {x.shape[1]} {eh['meta']['modality']} embeddings with "
+        f"{cfg.method} ({cfg.levels} x {cfg.codebook_size})")
+    codes, info = _encode(x, cfg, log)
+    codes, sizes, coll = _finish(codes, [cfg.codebook_size] * cfg.levels, cfg.dedup)
+    meta = {"modality": eh["meta"]["modality"], "method": cfg.method, **coll, "training": info,
+            "standin": eh["meta"].get("standin", False)}
+    return _write(out, codes, sizes, meta, ds, ds_path, [Input("embeddings", embeddings, eh)],
+                  Provenance(command, asdict(cfg)), force)
+
+
+def import_ids(json_path: Path | str, dataset: Path | str, out: Path | str, *, modality: str,
+               dedup: str = "auto", command: str = "python API", force: bool = False) -> dict:
+    """Semantic IDs made elsewhere (LC-Rec/LETTER/MQL4GRec JSON) as an mgr artifact."""
+    out, dataset = Path(out), Path(dataset)
+    check_output(out, force)
+    check_output(view_path(out), force)
+    ds, dh = load_dataset(dataset)
+    codes, sizes, how = sid.import_lcrec(Path(json_path), [it.id for it in ds.items])
+    codes, sizes, coll = _finish(codes, sizes, dedup)
+    meta = {"modality": modality, "method": "import", "imported_from": str(Path(json_path).resolve()),
+            **how, **coll}
+    prov = Provenance(command, {"import": str(json_path), "modality": modality, "dedup": dedup})
+    return _write(out, codes, sizes, meta, ds, dataset, [Input("dataset", dataset, dh)], prov,
+                  force, sources=[source_entry(Path(json_path))])
+
+
+def load_ids(path: Path | str) -> tuple[np.ndarray, dict]:
+    header, tensors = read_tensors(path, sid.KIND)
+    return tensors["codes"], header
+
+
+def export_ids(path: Path | str, json_out: Path | str, force: bool = False) -> int:
+    codes, _ = load_ids(path)
+    check_output(Path(json_out), force)
+    sid.export_lcrec(codes, Path(json_out))
+    return len(codes)
+
