@@ -67,3 +67,28 @@ def generic_dir(tmp_path: Path) -> Path:
     write(d / "interactions.csv", interactions_csv({u: list(s) for u, s in order.items()}))
     write(d / "items.csv", items_csv("abcd"))
     return d
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    """A prepared dataset of 6 items with texts and images, 6 users (3-core)."""
+    from mgr_cli.data import PrepareConfig
+    from mgr_cli.data.prepare import prepare
+
+    d = tmp_path / "tiny"
+    items = "abcdef"
+    users = {f"u{k}": items[k:] + items[:k] for k in range(6)}
+    write(d / "interactions.csv", interactions_csv({u: list(s) for u, s in users.items()}))
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (30, 200, 200), (90, 90, 90)]
+    rows = ["item_id,text,image,category"]
+    for k, c in enumerate(items):
+        rows.append(f"{c},a {['red', 'green', 'blue', 'yellow', 'teal', 'grey'][k]} thing number {k},"
+                    f"img/{c}.png,{'xy'[k % 2]}")
+        make_image(d / "img" / f"{c}.png", colours[k], size=(20 + k, 24))
+    write(d / "items.csv", "\n".join(rows) + "\n")
+    out = tmp_path / "tiny.dataset.jsonl"
+    prepare("generic", d, out, cfg=PrepareConfig(k_core=3))
+    return out
+
+
+TINY_CLIP = {"clip_model": "mgr-tiny-clip", "clip_pretrained": None}

@@ -200,6 +200,7 @@ def _check_payload(path: Path, header: dict, digest: str, n: int) -> None:
 def read_jsonl(path: Path | str, kind: str | None = None) -> tuple[dict, list[dict]]:
     """Read a JSONL artifact, verify it, and return (header, records)."""
     path = _existing(path)
+    _expect_format(path, "jsonl", kind)
     header, body = _split_jsonl(path, path.read_bytes())
     _check_kind(path, header, kind)
     n = body.count(b"\n") + (1 if body and not body.endswith(b"\n") else 0)
@@ -281,6 +282,7 @@ def read_tensors(path: Path | str, kind: str | None = None) -> tuple[dict, dict[
     from safetensors.numpy import load
 
     path = _existing(path)
+    _expect_format(path, "safetensors", kind)
     data = path.read_bytes()
     header, index, start = _st_header(path, data)
     _check_kind(path, header, kind)
@@ -333,6 +335,14 @@ def artifact_format(path: Path | str) -> str:
     if len(head) >= 9 and head[8:9] == b"{":
         return "safetensors"
     raise ArtifactError(f"{path}: not an mgr artifact (neither mgr JSONL nor safetensors)")
+
+
+def _expect_format(path: Path, fmt: str, kind: str | None) -> None:
+    """A file of the other format: name its kind if it has one, else say what it is."""
+    got = artifact_format(path)
+    if got != fmt:
+        read_header(path, kind)  # raises "is a 'x' artifact, expected 'y'" when kinds differ
+        raise ArtifactError(f"{path}: is an mgr {got} artifact, expected {fmt}")
 
 
 def read_header(path: Path | str, kind: str | None = None) -> dict:

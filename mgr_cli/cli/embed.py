@@ -40,6 +40,7 @@ def embed_cmd(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     precision: str = typer.Option("auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16."),
     missing_images: str = typer.Option("error", help="Items without a usable image: error or blank."),
+    seed: int = typer.Option(0, help="Seed for randomly initialised towers (tests, smoke runs)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
 ) -> None:
     """Embed every item's text or image (or both, fused) with CLIP or a local encoder."""
@@ -52,7 +53,7 @@ def embed_cmd(
                       text_model=text_model, pooling=pooling, image_model=image_model,
                       image_weights=image_weights, fusion=fusion, normalize=normalize,
                       batch_size=batch_size, workers=workers, device=device, precision=precision,
-                      missing_images=missing_images)
+                      missing_images=missing_images, seed=seed)
     from mgr_cli.artifacts import read_header
 
     n = read_header(dataset, "dataset")["meta"]["stats"]["items"]

@@ -49,6 +49,7 @@ class EmbedConfig:
     device: str = "auto"
     precision: str = "auto"
     missing_images: str = "error"
+    seed: int = 0  # random-init towers are seeded: the same weights in every rank and run
 
     def problems(self) -> list[str]:
         checks = [
@@ -198,6 +199,7 @@ def embed(dataset: Path | str, out: Path | str, cfg: EmbedConfig, *, command: st
     distributed.check_shardable(len(ds.items), dist, "items")
     dtype = _dtype(cfg.precision, device)
     paths, blank = image_inputs(ds, cfg.missing_images) if "image" in need else ([], [])
+    torch.manual_seed(cfg.seed)
     tw = build_towers(cfg, device)
     mine = list(distributed.shard(len(ds.items), dist))
     vecs: dict[str, torch.Tensor] = {}

@@ -45,7 +45,7 @@ def _register_tiny_configs() -> None:
 def load_clip(model: str, pretrained: str | None, device: torch.device):
     """An open_clip model, its image transform and tokenizer (cached per process)."""
     key = (model, pretrained, str(device))
-    if key in _CLIP_CACHE:
+    if key in _CLIP_CACHE and pretrained:  # random-init models are re-made under the caller's seed
         return _CLIP_CACHE[key]
     import open_clip
 
