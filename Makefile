@@ -21,7 +21,7 @@ install: $(VENV)/.installed ## Create $(VENV) with mgr and its test tools.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch torchvision
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,standins]'
 	touch $@
 
 test: install ## Run the test suite (CPU only, offline, a few minutes).

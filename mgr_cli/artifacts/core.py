@@ -53,6 +53,10 @@ SCHEMAS: dict[str, tuple[int, ...]] = {
     "embeddings": (1,),         # mgr embed
     "semantic-ids": (1,),       # mgr quantize
     "semantic-ids-view": (1,),  # mgr quantize: the readable JSONL beside the IDs
+    "tokenized": (1,),          # mgr tokenize
+    "run": (1,),                # mgr align / mgr train: run.jsonl in the run folder
+    "predictions": (1,),        # mgr evaluate
+    "metrics": (1,),            # mgr evaluate
 }
 
 
@@ -164,15 +168,37 @@ def write_jsonl(path: Path | str, kind: str, records: Iterable[dict], *,
                 provenance: Provenance | None = None, inputs: Iterable[Input] = (),
                 sources: Iterable[dict] = (), meta: dict | None = None,
                 force: bool = False) -> dict:
-    """Write records as a JSONL artifact; returns its header."""
+    """Write records as a JSONL artifact; returns its header.
+
+    Records are streamed (any iterable, consumed once) to a temporary body file while
+    hashing, so memory does not grow with their number; `meta` may be filled in by
+    the producer while the records are consumed (it is read after the last one).
+    """
     path = Path(path)
     check_output(path, force)
-    body = b"".join(_dumps(r) + b"\n" for r in records)
-    n = body.count(b"\n")
-    header = _header(kind, path, provenance or Provenance(), inputs, sources, meta or {},
-                     "sha256:" + hashlib.sha256(body).hexdigest(), n)
-    first = _dumps({JSONL_KEY: header}) + b"\n"
-    atomic_write(path, lambda f: (f.write(first), f.write(body)), force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = path.parent / f".{path.name}.body-{os.getpid()}"
+    h, n = hashlib.sha256(), 0
+    try:
+        with open(body, "wb") as f:
+            for r in records:
+                line = _dumps(r) + b"\n"
+                h.update(line)
+                f.write(line)
+                n += 1
+        header = _header(kind, path, provenance or Provenance(), inputs, sources, meta or {},
+                         "sha256:" + h.hexdigest(), n)
+        first = _dumps({JSONL_KEY: header}) + b"\n"
+
+        def write(f) -> None:
+            f.write(first)
+            with open(body, "rb") as src:
+                while block := src.read(1 << 20):
+                    f.write(block)
+
+        atomic_write(path, write, force)
+    finally:
+        body.unlink(missing_ok=True)
     return header
 
 

@@ -8,9 +8,12 @@ from mgr_cli import __version__
 from mgr_cli.cli.analyze import ami_cmd
 from mgr_cli.cli.demo import demo_cmd
 from mgr_cli.cli.embed import embed_cmd
+from mgr_cli.cli.evaluate import evaluate_cmd
 from mgr_cli.cli.inspect import inspect_cmd
 from mgr_cli.cli.prepare import prepare_cmd
 from mgr_cli.cli.quantize import quantize_cmd
+from mgr_cli.cli.tokenize import tokenize_cmd
+from mgr_cli.cli.train import align_cmd, train_cmd
 
 app = typer.Typer(
     name="mgr",
@@ -40,6 +43,10 @@ app.command("demo-data")(demo_cmd)
 app.command("embed")(embed_cmd)
 app.command("quantize")(quantize_cmd)
 app.command("analyze-ami")(ami_cmd)
+app.command("tokenize")(tokenize_cmd)
+app.command("align")(align_cmd)
+app.command("train")(train_cmd)
+app.command("evaluate")(evaluate_cmd)
 
 
 def main() -> None:

@@ -58,8 +58,13 @@ def command_line(ctx: typer.Context) -> str:
         value = ctx.params.get(param.name)
         if isinstance(value, Enum):
             value = value.value
+        values = [v.value if isinstance(v, Enum) else v for v in value] \
+            if isinstance(value, (list, tuple)) else [value]
         if param.param_type_name == "argument":
-            parts.append(str(value))
+            parts += [str(v) for v in values if v is not None]
+        elif isinstance(value, (list, tuple)):
+            for v in values:
+                parts += [max(param.opts, key=len), str(v)]
         elif value not in (None, False):
             flag = max(param.opts, key=len)
             parts += [flag] if value is True else [flag, str(value)]

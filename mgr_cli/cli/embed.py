@@ -5,6 +5,7 @@
     mgr embed data.jsonl -o text.safetensors --modality text --text-model standin:minilm
     mgr embed data.jsonl -o img.safetensors --modality image --image-model standin:efficientnet-lite0
     mgr embed data.jsonl -o bert.safetensors --modality text --text-model ./bert-base --pooling cls
+    mgr embed --modality fused --from-text text.safetensors --from-image img.safetensors -o fused.safetensors
     torchrun --standalone --nproc_per_node=4 -m mgr_cli embed data.jsonl -o img.safetensors --modality image
 """
 
@@ -21,7 +22,7 @@ from mgr_cli.cli.common import command_line, handle_errors, log
 @handle_errors
 def embed_cmd(
     ctx: typer.Context,
-    dataset: Path = typer.Argument(..., help="Dataset artifact from mgr prepare."),
+    dataset: Optional[Path] = typer.Argument(None, help="Dataset artifact from mgr prepare."),
     out: Path = typer.Option(..., "--out", "-o", help="Embeddings artifact to write (.safetensors)."),
     modality: str = typer.Option("text", help="text, image, or fused (early fusion of both)."),
     clip_model: str = typer.Option("ViT-B-32", help="open_clip model name (or local-dir:PATH)."),
@@ -41,12 +42,25 @@ def embed_cmd(
     precision: str = typer.Option("auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16."),
     missing_images: str = typer.Option("error", help="Items without a usable image: error or blank."),
     seed: int = typer.Option(0, help="Seed for randomly initialised towers (tests, smoke runs)."),
+    from_text: Optional[Path] = typer.Option(None, help="fused: fuse this text embeddings artifact ..."),
+    from_image: Optional[Path] = typer.Option(None, help="... with this image one, encoding nothing again."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
 ) -> None:
     """Embed every item's text or image (or both, fused) with CLIP or a local encoder."""
     from mgr_cli.cli.progress import progress_bar
-    from mgr_cli.data.dataset import load_dataset  # noqa: F401  (fail early on import problems)
-    from mgr_cli.encoders.embed import EmbedConfig, embed
+    from mgr_cli.encoders.embed import EmbedConfig, embed, fuse_artifacts
+    from mgr_cli.errors import MgrError
+
+    if from_text or from_image:
+        if not (from_text and from_image) or modality != "fused" or dataset is not None:
+            raise MgrError("--from-text and --from-image go together, with --modality fused "
+                           "and no DATASET")
+        header = fuse_artifacts(from_text, from_image, out, fusion=fusion, normalize=normalize,
+                                command=command_line(ctx), force=force)
+        log(f"wrote {header['meta']['n_items']} x {header['meta']['dim']} fused embeddings to {out}")
+        return
+    if dataset is None:
+        raise MgrError("give the dataset to embed")
 
     cfg = EmbedConfig(modality=modality, clip_model=clip_model,
                       clip_pretrained=None if (clip_pretrained or "none").lower() == "none" else clip_pretrained,

@@ -239,6 +239,35 @@ def embed(dataset: Path | str, out: Path | str, cfg: EmbedConfig, *, command: st
     return header
 
 
+def fuse_artifacts(text: Path | str, image: Path | str, out: Path | str, *, fusion: str = "mean",
+                   normalize: bool = True, command: str = "python API", force: bool = False) -> dict:
+    """Early fusion of a text and an image embeddings artifact of the same dataset,
+    without encoding anything again."""
+    from mgr_cli.artifacts import require_agreement
+
+    out = Path(out)
+    check_output(out, force)
+    (t, th), (i, ih) = load_embeddings(text), load_embeddings(image)
+    for path, h, want in ((text, th, "text"), (image, ih, "image")):
+        if h["meta"]["modality"] != want:
+            raise MgrError(f"{path}: holds {h['meta']['modality']} embeddings, expected {want}")
+    require_agreement([(Path(text), th), (Path(image), ih)], "item_ids_hash", "item order")
+    cfg = EmbedConfig(modality="fused", fusion=fusion, normalize=normalize)
+    if cfg.problems():
+        raise MgrError("; ".join(cfg.problems()))
+    emb = _fuse({"text": torch.from_numpy(t), "image": torch.from_numpy(i)}, cfg)
+    if normalize:
+        emb = torch.nn.functional.normalize(emb, dim=-1)
+    meta = {**th["meta"], "modality": "fused", "dim": int(emb.shape[1]), "fusion": fusion,
+            "normalized": normalize, "encoders": {**th["meta"]["encoders"], **ih["meta"]["encoders"]},
+            "standin": th["meta"]["standin"] or ih["meta"]["standin"],
+            "blank_images": ih["meta"]["blank_images"]}
+    return write_tensors(out, KIND, {"embeddings": emb.numpy()},
+                         provenance=Provenance(command, {"fusion": fusion, "normalize": normalize}),
+                         inputs=[Input("text", Path(text), th), Input("image", Path(image), ih)],
+                         meta=meta, force=force)
+
+
 def load_embeddings(path: Path | str) -> tuple[np.ndarray, dict]:
     from mgr_cli.artifacts import read_tensors
 

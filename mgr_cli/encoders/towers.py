@@ -84,7 +84,9 @@ def hf_text_tower(path: str, pooling: str, device: torch.device, max_length: int
                   label: str | None = None) -> Tower:
     """Any transformers encoder from a local directory (e.g. BERT, MiniLM)."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # our own progress goes to stderr, once
     p = Path(path)
     if not (p / "config.json").exists():
         raise MgrError(f"{path}: not a transformers model directory (no config.json); "
@@ -140,8 +142,10 @@ def timm_image_tower(name: str, weights: str | None, device: torch.device,
             raise MgrError(f"{weights}: no such weights file")
         how = _load_timm_weights(model, Path(weights))
     model.reset_classifier(0)
-    model = model.to(device).eval()
+    # channels-last runs convolutions about twice as fast on the CPU (and on tensor cores)
+    model = model.to(device, memory_format=torch.channels_last).eval()
     transform = create_transform(**resolve_data_config({}, model=model))
     desc = {"family": "timm", "model": name, "weights": label or weights, "loaded": how}
     return Tower("image", desc, lambda imgs: torch.stack(imgs),
-                 lambda batch: model(batch.to(device)), model, transform=transform)
+                 lambda batch: model(batch.to(device, memory_format=torch.channels_last)), model,
+                 transform=transform)

@@ -31,8 +31,8 @@ class QuantizeConfig:
     hidden: list[int] = field(default_factory=lambda: [512, 256, 128])
     beta: float = 0.25
     lr: float = 1e-3
-    batch_size: int = 1024
-    max_epochs: int = 300
+    batch_size: int = 0  # 0: auto, n_items // 16 within [128, 1024] (enough steps per epoch)
+    max_epochs: int = 500
     patience: int = 15
     standardize: bool = True
     dedup: str = "always"
@@ -90,7 +90,8 @@ def _encode(x: np.ndarray, cfg: QuantizeConfig, log: Callable[[str], None]) -> t
     if cfg.method == "rqvae":
         rq = RQVAEConfig(levels=cfg.levels, codebook_size=cfg.codebook_size,
                          latent_dim=cfg.latent_dim, hidden=list(cfg.hidden), beta=cfg.beta,
-                         lr=cfg.lr, batch_size=cfg.batch_size, max_epochs=cfg.max_epochs,
+                         lr=cfg.lr, max_epochs=cfg.max_epochs,
+                         batch_size=cfg.batch_size or min(1024, max(128, len(x) // 16)),
                          patience=cfg.patience, seed=cfg.seed)
         model, info = train_rqvae(xs, rq, log)
         codes, recon = model.encode(xs)

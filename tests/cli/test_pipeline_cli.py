@@ -31,6 +31,14 @@ def test_embed_quantize_ami(tiny_dataset, tmp_path):
         assert r.exit_code == 0, r.output
         assert json.loads(r.stdout)["modality"] == m
     assert "collision rate" in r.stderr
+    r = mgr("embed", "--modality", "fused", "--from-text", tmp_path / "text.st", "--from-image",
+            tmp_path / "image.st", "-o", tmp_path / "refused.st")
+    assert r.exit_code == 0, r.output
+    np.testing.assert_allclose(load_embeddings(tmp_path / "refused.st")[0],
+                               load_embeddings(tmp_path / "fused.st")[0], atol=1e-6)
+    r = mgr("embed", "--modality", "fused", "--from-text", tmp_path / "image.st", "--from-image",
+            tmp_path / "image.st", "-o", tmp_path / "bad.st")
+    assert r.stderr == f"Error: {tmp_path / 'image.st'}: holds image embeddings, expected text\n"
     r = mgr("analyze-ami", "--text", tmp_path / "text.ids.st", "--image", tmp_path / "image.ids.st",
             "--fused", tmp_path / "fused.ids.st", "--field", "category", "--sheet", tmp_path / "f4.png",
             "--pivot", "c")

@@ -1,0 +1,74 @@
+"""mgr align / mgr train: the T5 recommender's two training stages (same options).
+
+    mgr align lfpp.tok.safetensors -o runs/lfpp-align --steps 2000
+    mgr train lfpp.tok.safetensors -o runs/lfpp --init runs/lfpp-align --steps 10000
+    mgr train tiger.tok.safetensors -o runs/tiger --resume
+    torchrun --standalone --nproc_per_node=8 -m mgr_cli train tiger.tok.safetensors -o runs/tiger
+    torchrun --nnodes=2 --node_rank=$R --master_addr=$HOST --nproc_per_node=8 -m mgr_cli train ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mgr_cli.cli.common import command_line, handle_errors, log
+
+
+def _run(task: str, ctx: typer.Context, tokenized: Path, out: Path, **kw) -> None:
+    from mgr_cli.models.t5 import ModelConfig
+    from mgr_cli.training.trainer import TrainConfig, train
+
+    model = ModelConfig(**{k: kw.pop(k) for k in ("layers", "decoder_layers", "d_model", "heads",
+                                                   "d_kv", "d_ff", "dropout")})
+    resume, force = kw.pop("resume"), kw.pop("force")
+    cfg = TrainConfig(task=task, model=model, **kw)
+    train(tokenized, out, cfg, resume=resume, command=command_line(ctx), force=force, log=log)
+
+
+def _options(task: str):
+    default_steps = 2000 if task == "align" else 10000
+
+    @handle_errors
+    def command(
+        ctx: typer.Context,
+        tokenized: Path = typer.Argument(..., help="Tokenized artifact from mgr tokenize."),
+        out: Path = typer.Option(..., "--out", "-o", help="Run folder (run.jsonl, model/, checkpoint/)."),
+        init: Optional[str] = typer.Option(None, help="Start from a local pretrained T5 folder or a previous align/train run."),
+        steps: int = typer.Option(default_steps, help="Optimiser steps."),
+        batch_size: int = typer.Option(256, help="Examples per step and process."),
+        lr: float = typer.Option(1e-3, help="Peak learning rate (AdamW)."),
+        warmup: int = typer.Option(100, help="Linear warm-up steps."),
+        weight_decay: float = typer.Option(0.01, help="AdamW weight decay."),
+        clip: float = typer.Option(1.0, help="Gradient norm clipping."),
+        eval_every: int = typer.Option(500, help="Validate and checkpoint every N steps."),
+        eval_users: int = typer.Option(1000, help="Validation users decoded per evaluation."),
+        eval_beams: int = typer.Option(20, help="Beams for validation decoding."),
+        metric: str = typer.Option("ndcg@10", help="Early-stopping metric (rec)."),
+        patience: int = typer.Option(0, help="Stop after N evaluations without improvement (0: never)."),
+        layers: int = typer.Option(4, help="Encoder layers."),
+        decoder_layers: int = typer.Option(4, help="Decoder layers."),
+        d_model: int = typer.Option(128, help="Model width."),
+        heads: int = typer.Option(6, help="Attention heads."),
+        d_kv: int = typer.Option(64, help="Size of each head."),
+        d_ff: int = typer.Option(1024, help="Feed-forward width."),
+        dropout: float = typer.Option(0.1, help="Dropout."),
+        seed: int = typer.Option(0, help="Random seed."),
+        device: str = typer.Option("auto", help="auto, cpu, cuda."),
+        precision: str = typer.Option("auto", help="auto (bf16 autocast on CUDA), fp32, bf16."),
+        resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
+        force: bool = typer.Option(False, "--force", help="Overwrite a finished run in OUT."),
+    ) -> None:
+        kw = {k: v for k, v in locals().items() if k not in ("ctx", "tokenized", "out", "task")}
+        _run(task, ctx, tokenized, out, **kw)
+
+    command.__doc__ = ("Alignment pre-training: predict an item's ID in one modality from its ID "
+                       "in another (MGR-LF++)." if task == "align" else
+                       "Next-item training, optionally from an align run (--init).")
+    return command
+
+
+align_cmd = _options("align")
+train_cmd = _options("rec")

@@ -1,0 +1,119 @@
+"""Constrained beam search over the valid items, with a tensorised prefix tree.
+
+Every item's token sequence has the same length T (the layout guarantees it). The tree
+keeps, for each depth t, the distinct prefixes of length t and a padded table of their
+children: the allowed next tokens and the prefix ids they lead to. A beam is a prefix
+id, so finding its allowed tokens is one index into that table; candidates are scored
+with one gather of log-probabilities; the K best (user-wise) survive. After T tokens a
+last step adds the end-of-sequence log-probability, so scores equal the model's
+probability of the full target sequence (what brute-force scoring computes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mgr_cli.decoding.t5step import T5Decoder
+from mgr_cli.tokens.layout import EOS, PAD
+
+
+@dataclass
+class PrefixTree:
+    child_tokens: list[torch.Tensor]  # per depth: [n_prefixes, max_children], -1 padded
+    child_ids: list[torch.Tensor]  # per depth: prefix ids at depth t+1
+    leaf_items: list[list[int]]  # leaf prefix id -> items with that sequence
+
+    @property
+    def depth(self) -> int:
+        return len(self.child_tokens)
+
+    @classmethod
+    def build(cls, sequences: np.ndarray) -> "PrefixTree":
+        n, depth = sequences.shape
+        parent = np.zeros(n, dtype=np.int64)
+        toks, ids = [], []
+        for t in range(depth):
+            _, child = np.unique(sequences[:, : t + 1], axis=0, return_inverse=True)
+            child = child.ravel()
+            pairs = np.unique(np.stack([parent, sequences[:, t], child], 1), axis=0)
+            n_parent = int(parent.max()) + 1
+            counts = np.bincount(pairs[:, 0], minlength=n_parent)
+            width = int(counts.max())
+            tok_table = np.full((n_parent, width), -1, dtype=np.int64)
+            id_table = np.full((n_parent, width), 0, dtype=np.int64)
+            slot = np.arange(len(pairs)) - np.repeat(np.cumsum(counts) - counts, counts)
+            tok_table[pairs[:, 0], slot] = pairs[:, 1]
+            id_table[pairs[:, 0], slot] = pairs[:, 2]
+            toks.append(torch.from_numpy(tok_table))
+            ids.append(torch.from_numpy(id_table))
+            parent = child
+        leaves: list[list[int]] = [[] for _ in range(int(parent.max()) + 1)]
+        for item, leaf in enumerate(parent):
+            leaves[leaf].append(item)
+        return cls(toks, ids, leaves)
+
+    def to(self, device: torch.device) -> "PrefixTree":
+        return PrefixTree([t.to(device) for t in self.child_tokens],
+                          [t.to(device) for t in self.child_ids], self.leaf_items)
+
+
+@torch.no_grad()
+def beam_search(decoder: T5Decoder, tree: PrefixTree, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor, beams: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(leaf prefix ids [users, beams], log-probabilities [users, beams]), best first.
+
+    A leaf id of -1 marks an empty beam (fewer valid sequences than beams)."""
+    users = input_ids.shape[0]
+    device = input_ids.device
+    cross, enc_bias = decoder.encode(input_ids, attention_mask)
+    cache = decoder.new_cache(users, beams, tree.depth + 1, cross[0][0])
+    tokens = torch.full((users, 1), PAD, dtype=torch.long, device=device)
+    prefix = torch.zeros((users, 1), dtype=torch.long, device=device)
+    score = torch.zeros((users, 1), device=device)
+    for t in range(tree.depth):
+        logp = decoder.step(tokens, t, cache, cross, enc_bias)  # [U, k, V]
+        ctok = tree.child_tokens[t][prefix]  # [U, k, C]
+        valid = ctok >= 0
+        cand = score[..., None] + logp.gather(-1, ctok.clamp_min(0))
+        cand = cand.masked_fill(~valid, float("-inf")).flatten(1)  # [U, k*C]
+        k_next = min(beams, cand.shape[1])
+        score, flat = cand.topk(k_next, dim=1)
+        width = ctok.shape[2]
+        parent = flat // width
+        tokens = ctok.flatten(1).gather(1, flat)
+        prefix = tree.child_ids[t][prefix].flatten(1).gather(1, flat)
+        cache = T5Decoder.reorder(cache, _pad_to(parent, beams))
+        dead = torch.isinf(score)
+        tokens = tokens.masked_fill(dead, PAD)
+    logp = decoder.step(tokens, tree.depth, cache, cross, enc_bias)
+    score = score + logp[..., EOS]
+    score, order = score.sort(dim=1, descending=True)
+    prefix = prefix.gather(1, order)
+    return prefix.masked_fill(torch.isinf(score), -1), score
+
+
+def _pad_to(parent: torch.Tensor, beams: int) -> torch.Tensor:
+    if parent.shape[1] == beams:
+        return parent
+    pad = parent[:, :1].expand(-1, beams - parent.shape[1])
+    return torch.cat([parent, pad], dim=1)
+
+
+def ranked_items(tree: PrefixTree, leaves: torch.Tensor, scores: torch.Tensor,
+                 k: int) -> list[tuple[list[int], list[float]]]:
+    """Per user: up to k items, best first (items sharing a sequence share its score)."""
+    out = []
+    for row_l, row_s in zip(leaves.tolist(), scores.tolist()):
+        items: list[int] = []
+        sc: list[float] = []
+        for leaf, s in zip(row_l, row_s):
+            if leaf < 0:
+                break
+            for item in tree.leaf_items[leaf]:
+                items.append(item)
+                sc.append(s)
+        out.append((items[:k], sc[:k]))
+    return out

@@ -1,0 +1,141 @@
+"""`evaluate`: a trained run and its tokenized data in; metrics and streamed predictions out.
+
+Full ranking: constrained beam search (default 20 beams) over all items, per user
+metrics averaged. Under torchrun each rank decodes a strided shard of the users into
+its own part file; rank 0 merges the parts in user order into one predictions
+artifact, so every user is counted exactly once and memory does not grow with users.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from mgr_cli import distributed
+from mgr_cli.artifacts import Input, Provenance, check_output, read_header, read_jsonl, write_jsonl
+from mgr_cli.decoding.metrics import Mean, user_metrics
+from mgr_cli.decoding.rank import decode_sequences, rank_examples
+from mgr_cli.errors import MgrError
+from mgr_cli.tokens.stage import Tokenized
+
+
+def load_run_model(run_dir: Path, tok: Tokenized, device: torch.device):
+    from transformers import T5ForConditionalGeneration
+
+    run = read_header(run_dir / "run.jsonl", "run")
+    if run["meta"]["vocab_fingerprint"] != tok.header["meta"]["vocab_fingerprint"]:
+        raise MgrError(f"{run_dir}: the model's vocabulary does not match {tok.path}; evaluate "
+                       "with the tokenized data the model was trained on")
+    model = T5ForConditionalGeneration.from_pretrained(run_dir / "model").to(device).eval()
+    return model, run
+
+
+def _ids_of_dataset(tok: Tokenized) -> tuple[list[str], list[str]]:
+    from mgr_cli.artifacts.lineage import parent_path
+    from mgr_cli.data import load_dataset
+
+    entry = next(e for e in tok.header["inputs"] if e["kind"] == "dataset")
+    ds, _ = load_dataset(parent_path(tok.path, entry))
+    return [it.id for it in ds.items], ds.user_ids
+
+
+def evaluate(run_dir: Path | str, tokenized: Path | str, out_dir: Path | str, *, split: str = "test",
+             beams: int = 20, k: int = 20, batch_size: int = 64, modalities: list[str] | None = None,
+             limit: int | None = None, device: str = "auto", command: str = "python API",
+             force: bool = False, log: Callable[[str], None] = lambda s: None) -> dict | None:
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    preds_path, metrics_path = out_dir / "predictions.jsonl", out_dir / "metrics.jsonl"
+    dist = distributed.from_env()
+    if dist.main:
+        check_output(preds_path, force)
+        check_output(metrics_path, force)
+    if beams < 1 or k < 1:
+        raise MgrError("--beams and --top-k must be at least 1")
+    from mgr_cli.models.t5 import quiet_transformers
+
+    quiet_transformers()
+    tok = Tokenized.load(tokenized)
+    dev = distributed.pick_device(device, dist)
+    dist = distributed.init(dev)
+    model, run = load_run_model(run_dir, tok, dev)
+    _, kept = decode_sequences(tok, modalities)
+    n = len(tok.tensors[f"{split}_target"])
+    rows = list(range(n if limit is None else min(limit, n)))
+    if not rows:
+        raise MgrError(f"{tokenized}: the {split} split is empty")
+    distributed.check_shardable(len(rows), dist, "users")
+    item_ids, user_ids = _ids_of_dataset(tok)
+    users, targets = tok.tensors[f"{split}_user"], tok.tensors[f"{split}_target"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    part = out_dir / f".predictions.part{dist.rank}"
+    mean = Mean()
+    with open(part, "w") as f:
+        for r, items, scores in rank_examples(model, tok, split, rows[dist.rank::dist.world],
+                                              beams=beams, k=k, batch_size=batch_size, device=dev,
+                                              modalities=modalities):
+            m = user_metrics(items, int(targets[r]))
+            mean.add(m)
+            rank = items.index(int(targets[r])) + 1 if int(targets[r]) in items else None
+            f.write(json.dumps({"user": user_ids[users[r]], "target": item_ids[targets[r]],
+                                "rank": rank, "items": [item_ids[i] for i in items],
+                                "scores": [round(s, 5) for s in scores]}) + "\n")
+    means = distributed.gather(mean, dist)
+    distributed.barrier(dist)
+    result = None
+    if dist.main:
+        total = Mean()
+        for other in means:
+            total.merge(other)
+        metrics = {k2: round(v, 6) for k2, v in sorted(total.result().items())}
+        config = {"split": split, "beams": beams, "top_k": k, "modalities": kept,
+                  "limit": limit, "world_size": dist.world}
+        meta = {"users": total.n, "layout": tok.header["meta"]["layout"], "metrics": metrics,
+                **config}
+        inputs = [Input("run", run_dir / "run.jsonl", run), Input("tokenized", Path(tokenized), tok.header)]
+        prov = Provenance(command, config)
+        write_jsonl(preds_path, "predictions", _merge(out_dir, dist.world), provenance=prov,
+                    inputs=inputs, meta=meta, force=force)
+        write_jsonl(metrics_path, "metrics", [{"split": split, **metrics}], provenance=prov,
+                    inputs=inputs, meta=meta, force=force)
+        result = meta
+        for w in range(dist.world):
+            (out_dir / f".predictions.part{w}").unlink(missing_ok=True)
+    distributed.barrier(dist)
+    distributed.finish(dist)
+    return result
+
+
+def _merge(out_dir: Path, world: int) -> Iterator[dict]:
+    """Rows were strided over ranks: read one line of each part in turn."""
+    files = [open(out_dir / f".predictions.part{w}") for w in range(world)]
+    try:
+        while True:
+            done = 0
+            for f in files:
+                line = f.readline()
+                if line:
+                    yield json.loads(line)
+                else:
+                    done += 1
+            if done == world:
+                return
+    finally:
+        for f in files:
+            f.close()
+
+
+def overlap(a: Path | str, b: Path | str, k: int = 20) -> dict:
+    """Agreement of two prediction files on the same users (the paper's Table 2): the share
+    of users whose top prediction is the same, and the mean overlap of the top-k lists."""
+    ha, ra = read_jsonl(a, "predictions")
+    hb, rb = read_jsonl(b, "predictions")
+    by_user = {r["user"]: r["items"] for r in rb}
+    common = [r for r in ra if r["user"] in by_user]
+    if not common:
+        raise MgrError(f"{a} and {b} share no users")
+    top1 = sum(1 for r in common if r["items"][:1] == by_user[r["user"]][:1]) / len(common)
+    topk = sum(len(set(r["items"][:k]) & set(by_user[r["user"]][:k])) / k for r in common) / len(common)
+    return {"users": len(common), "top1_agreement": round(top1, 6), f"top{k}_overlap": round(topk, 6)}

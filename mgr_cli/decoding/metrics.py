@@ -1,0 +1,42 @@
+"""Ranking metrics per user, then averaged: MRR, NDCG@K, Hits@K (= Recall@K for one
+target). Full ranking: the ranked list comes from decoding over ALL items."""
+
+from __future__ import annotations
+
+import math
+
+HITS_KS = (1, 5, 10, 20)
+NDCG_KS = (5, 10, 20)
+
+
+def user_metrics(ranked: list[int], target: int) -> dict[str, float]:
+    """Metrics of one user whose list is `ranked` (best first) and true next item `target`.
+    MRR counts the target's reciprocal rank within the list (0 if absent)."""
+    rank = ranked.index(target) + 1 if target in ranked else None
+    out = {"mrr": 1.0 / rank if rank else 0.0}
+    for k in NDCG_KS:
+        out[f"ndcg@{k}"] = 1.0 / math.log2(rank + 1) if rank and rank <= k else 0.0
+    for k in HITS_KS:
+        out[f"hits@{k}"] = 1.0 if rank and rank <= k else 0.0
+    return out
+
+
+class Mean:
+    """Running means of per-user metrics (constant memory)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.n = 0
+
+    def add(self, m: dict[str, float]) -> None:
+        for k, v in m.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.n += 1
+
+    def merge(self, other: "Mean") -> None:
+        for k, v in other.sums.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.n += other.n
+
+    def result(self) -> dict[str, float]:
+        return {k: v / self.n for k, v in self.sums.items()} if self.n else {}
