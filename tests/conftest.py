@@ -92,3 +92,35 @@ def tiny_dataset(tmp_path: Path) -> Path:
 
 
 TINY_CLIP = {"clip_model": "mgr-tiny-clip", "clip_pretrained": None}
+
+
+TINY_T5 = ["--layers", "1", "--decoder-layers", "1", "--d-model", "16", "--heads", "2", "--d-kv", "8",
+           "--d-ff", "32"]
+
+
+def hand_ids(tmp_path: Path, dataset: Path, modality: str, codes: list[list[int]], letters="ab") -> Path:
+    """Import hand-made codes (one row per item, in item order) as a semantic-ID artifact."""
+    import json
+
+    from mgr_cli.quantize.stage import import_ids
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    js = tmp_path / f"{modality}.index.json"
+    js.write_text(json.dumps({str(i): [f"<{letters[l]}_{c}>" for l, c in enumerate(row)]
+                              for i, row in enumerate(codes)}))
+    out = tmp_path / f"{modality}.ids.safetensors"
+    import_ids(js, dataset, out, modality=modality, dedup="never", force=True)
+    return out
+
+
+@pytest.fixture
+def tiny_tokenized(tmp_path: Path, tiny_dataset: Path):
+    """LF++ tokens of the tiny dataset from hand-made text and image IDs (2 + 2 levels)."""
+    from mgr_cli.tokens.stage import tokenize
+
+    text = hand_ids(tmp_path, tiny_dataset, "text", [[0, 0], [0, 1], [1, 0], [1, 1], [2, 0], [2, 1]])
+    image = hand_ids(tmp_path, tiny_dataset, "image", [[1, 1], [0, 0], [1, 0], [0, 1], [1, 2], [0, 2]],
+                     letters="AB")
+    out = tmp_path / "lfpp.tok.safetensors"
+    tokenize(tiny_dataset, [text, image], out, layout="lfpp")
+    return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional, Tuple
 
 import typer
 
@@ -31,15 +31,13 @@ def evaluate_cmd(
     modalities: Optional[str] = typer.Option(None, help="Decode only these modalities' IDs (comma-separated)."),
     limit: Optional[int] = typer.Option(None, help="Only the first N users (smoke runs)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda."),
-    compare: Optional[List[Path]] = typer.Option(None, help="Two predictions files: their overlap (Table 2)."),
+    compare: Optional[Tuple[Path, Path]] = typer.Option(None, help="Two predictions files: their overlap (Table 2)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
 ) -> None:
     """Rank all items for each user; MRR, NDCG@5/10/20, Hits@1/5/10/20 on stdout as JSON."""
     from mgr_cli.decoding.evaluate import evaluate, overlap
 
     if compare:
-        if len(compare) != 2:
-            raise MgrError("--compare takes two predictions files")
         print(json.dumps(overlap(compare[0], compare[1], top_k)))
         return
     if run is None or tokenized is None or out is None:

@@ -1,0 +1,107 @@
+"""The decoder against the model's own forward pass and against brute-force scoring of
+every item; the metrics against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mgr_cli.decoding.beam import PrefixTree, beam_search, ranked_items
+from mgr_cli.decoding.metrics import Mean, user_metrics
+from mgr_cli.decoding.t5step import T5Decoder
+from mgr_cli.models.t5 import ModelConfig, build_model
+
+V = 40
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    model = build_model(V, ModelConfig(layers=2, decoder_layers=2, d_model=32, heads=4, d_kv=8,
+                                       d_ff=64, dropout=0.0)).eval()
+    rng = np.random.default_rng(0)
+    items = np.unique(rng.integers(2, V, size=(60, 3)), axis=0)
+    src = torch.tensor(rng.integers(2, V, size=(3, 7)))
+    mask = torch.ones_like(src)
+    mask[1, 5:] = 0
+    src[1, 5:] = 0
+    return model, items, src, mask
+
+
+def brute_force(model, items, src, mask):
+    full = torch.cat([torch.tensor(items), torch.ones(len(items), 1, dtype=torch.long)], 1)
+    out = []
+    with torch.no_grad():
+        for u in range(len(src)):
+            logits = model(input_ids=src[u:u + 1].expand(len(items), -1),
+                           attention_mask=mask[u:u + 1].expand(len(items), -1), labels=full).logits
+            out.append(torch.log_softmax(logits, -1).gather(-1, full[..., None]).squeeze(-1).sum(-1))
+    return torch.stack(out)
+
+
+def test_step_logits_match_the_model(setup):
+    model, items, src, mask = setup
+    dec = T5Decoder(model, 5)
+    tgt = torch.tensor(items[:3])
+    dec_in = torch.cat([torch.zeros(3, 1, dtype=torch.long), tgt], 1)
+    with torch.no_grad():
+        ref = torch.log_softmax(model(input_ids=src, attention_mask=mask, decoder_input_ids=dec_in).logits, -1)
+    cross, bias = dec.encode(src, mask)
+    cache = dec.new_cache(3, 1, 5, cross[0][0])
+    for t in range(4):
+        torch.testing.assert_close(dec.step(dec_in[:, t:t + 1], t, cache, cross, bias)[:, 0], ref[:, t],
+                                   atol=1e-5, rtol=1e-5)
+
+
+def test_full_beam_equals_brute_force(setup):
+    model, items, src, mask = setup
+    tree = PrefixTree.build(items)
+    leaves, scores = beam_search(T5Decoder(model, 4), tree, src, mask, beams=len(items))
+    ranked = ranked_items(tree, leaves, scores, len(items))
+    bf = brute_force(model, items, src, mask).sort(dim=1, descending=True)
+    for u in range(3):
+        assert ranked[u][0] == bf.indices[u].tolist()
+        np.testing.assert_allclose(ranked[u][1], bf.values[u].numpy(), atol=1e-4)
+
+
+def test_narrow_beam_returns_valid_distinct_items(setup):
+    model, items, src, mask = setup
+    tree = PrefixTree.build(items)
+    leaves, scores = beam_search(T5Decoder(model, 4), tree, src, mask, beams=5)
+    bf = brute_force(model, items, src, mask)
+    for u, (got, sc) in enumerate(ranked_items(tree, leaves, scores, 5)):
+        assert len(set(got)) == 5 and sc == sorted(sc, reverse=True)
+        np.testing.assert_allclose(sc, bf[u, got].numpy(), atol=1e-4)  # exact sequence scores
+
+
+def test_fewer_items_than_beams(setup):
+    model, items, src, mask = setup
+    tree = PrefixTree.build(items[:3])
+    leaves, scores = beam_search(T5Decoder(model, 4), tree, src, mask, beams=8)
+    assert (leaves[:, 3:] == -1).all() and sorted(ranked_items(tree, leaves, scores, 8)[0][0]) == [0, 1, 2]
+
+
+def test_prefix_tree_tables():
+    tree = PrefixTree.build(np.array([[5, 7], [5, 8], [6, 7]]))
+    assert tree.child_tokens[0].tolist() == [[5, 6]]
+    assert tree.child_tokens[1].tolist() == [[7, 8], [7, -1]]
+    assert tree.leaf_items == [[0], [1], [2]]
+
+
+def test_metrics_by_hand():
+    m = user_metrics([5, 3, 9], 3)
+    assert m["mrr"] == 0.5 and m["hits@1"] == 0 and m["hits@5"] == 1
+    assert m["ndcg@5"] == pytest.approx(1 / math.log2(3))
+    miss = user_metrics([5, 9], 3)
+    assert all(v == 0 for v in miss.values())
+    first = user_metrics(list(range(30)), 0)
+    assert first["mrr"] == 1 and first["ndcg@20"] == 1
+    late = user_metrics(list(range(30)), 12)
+    assert late["hits@10"] == 0 and late["hits@20"] == 1 and late["ndcg@10"] == 0
+    mean = Mean()
+    for mm in (m, miss):
+        mean.add(mm)
+    assert mean.result()["mrr"] == 0.25 and mean.n == 2
