@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import typer
 
@@ -32,11 +32,17 @@ def evaluate_cmd(
     limit: Optional[int] = typer.Option(None, help="Only the first N users (smoke runs)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda."),
     compare: Optional[Tuple[Path, Path]] = typer.Option(None, help="Two predictions files: their overlap (Table 2)."),
+    table: Optional[List[Path]] = typer.Option(None, help="A metrics.jsonl file (repeat the flag): print them all as one markdown table."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
 ) -> None:
     """Rank all items for each user; MRR, NDCG@5/10/20, Hits@1/5/10/20 on stdout as JSON."""
     from mgr_cli.decoding.evaluate import evaluate, overlap
 
+    if table:
+        from mgr_cli.decoding.evaluate import metrics_table
+
+        print(metrics_table(table))
+        return
     if compare:
         print(json.dumps(overlap(compare[0], compare[1], top_k)))
         return

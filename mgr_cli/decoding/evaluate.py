@@ -139,3 +139,16 @@ def overlap(a: Path | str, b: Path | str, k: int = 20) -> dict:
     top1 = sum(1 for r in common if r["items"][:1] == by_user[r["user"]][:1]) / len(common)
     topk = sum(len(set(r["items"][:k]) & set(by_user[r["user"]][:k])) / k for r in common) / len(common)
     return {"users": len(common), "top1_agreement": round(top1, 6), f"top{k}_overlap": round(topk, 6)}
+
+
+def metrics_table(paths: list[Path]) -> str:
+    """One markdown row per metrics artifact (named by its folder): MRR, NDCG@5/10, Hits@5/10."""
+    cols = ["mrr", "ndcg@5", "ndcg@10", "hits@5", "hits@10"]
+    lines = ["| run | users | " + " | ".join(c.upper().replace("HITS", "Hits").replace("NDCG", "NDCG")
+                                           for c in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for p in paths:
+        h, _ = read_jsonl(p, "metrics")
+        m = h["meta"]["metrics"]
+        lines.append(f"| {Path(p).parent.name} | {h['meta']['users']} | "
+                     + " | ".join(f"{m[c]:.4f}" for c in cols) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,107 @@
+"""Constrained beam search: mgr's decoding loop against transformers' generate
+(num_beams=20, prefix_allowed_tokens_fn) on the same model, checkpoint and users.
+
+    .venv/bin/python bench/beam_search.py                      # TIGER-size T5, demo LF++ tokens
+    .venv/bin/python bench/beam_search.py --run build/demo/runs/mgr-lfpp --tokenized build/demo/tok/mgr-lfpp.safetensors
+
+Checks that both return the same top-20 items (up to ties) and prints users/second of
+each; the last line is the speed-up (target >= 10x on 2 CPU cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import torch
+
+from mgr_cli.decoding.beam import PrefixTree, beam_search, ranked_items
+from mgr_cli.decoding.t5step import T5Decoder
+from mgr_cli.models.t5 import ModelConfig, build_model
+from mgr_cli.tokens.layout import EOS, PAD
+from mgr_cli.tokens.stage import Tokenized
+from mgr_cli.training.data import pad
+
+
+def hf_rankings(model, tok: Tokenized, ids, beams: int):
+    trie: dict[tuple, list[int]] = {}
+    leaf: dict[tuple, int] = {}
+    for i, seq in enumerate(tok.items.tolist()):
+        for t in range(len(seq)):
+            trie.setdefault(tuple(seq[:t]), set()).add(seq[t])
+        trie.setdefault(tuple(seq), set()).add(EOS)
+        leaf[tuple(seq)] = i
+    trie = {k: sorted(v) for k, v in trie.items()}
+
+    def allowed(_, prefix):
+        key = tuple(prefix.tolist()[1:])
+        return trie.get(key, [PAD])
+
+    out = model.generate(input_ids=ids, attention_mask=(ids != 0).long(), num_beams=beams,
+                         num_return_sequences=beams, max_new_tokens=tok.items.shape[1] + 1,
+                         prefix_allowed_tokens_fn=allowed, do_sample=False, early_stopping=True,
+                         length_penalty=0.0, output_scores=True, return_dict_in_generate=True)
+    seqs = out.sequences[:, 1:1 + tok.items.shape[1]].tolist()
+    scores = out.sequences_scores.view(len(ids), beams).tolist()
+    items = [leaf.get(tuple(s), -1) for s in seqs]
+    return [(items[u * beams:(u + 1) * beams], scores[u]) for u in range(len(ids))]
+
+
+def same_up_to_ties(a, sa, b, sb, tol=1e-3) -> bool:
+    if len(a) != len(b):
+        return False
+    for x, y, p, q in zip(a, b, sa, sb):
+        if x != y and abs(p - q) > tol:
+            return False
+    return True
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--tokenized", default="build/demo/tok/mgr-lfpp.safetensors")
+    ap.add_argument("--run", help="a trained run folder (default: TIGER-size T5, random weights)")
+    ap.add_argument("--users", type=int, default=64)
+    ap.add_argument("--beams", type=int, default=20)
+    ap.add_argument("--batch-size", type=int, default=32)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    tok = Tokenized.load(args.tokenized)
+    if args.run:
+        from transformers import T5ForConditionalGeneration
+
+        model = T5ForConditionalGeneration.from_pretrained(f"{args.run}/model")
+    else:
+        model = build_model(tok.header["meta"]["vocab_size"], ModelConfig())
+    model.eval()
+    hist = tok.tensors["test_history"][: args.users]
+    srcs = [tok.source(h) for h in hist]
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
+          f"{len(tok.items)} items x {tok.items.shape[1]} tokens ({tok.header['meta']['layout']}), "
+          f"{len(srcs)} users, {args.beams} beams, model {'trained' if args.run else 'TIGER-size, random'}")
+    tree = PrefixTree.build(tok.items)
+    dec = T5Decoder(model, tree.depth + 1)
+    ours = []
+    start = time.perf_counter()
+    for s in range(0, len(srcs), args.batch_size):
+        ids = pad(srcs[s:s + args.batch_size], 0)
+        leaves, scores = beam_search(dec, tree, ids, (ids != 0).long(), args.beams)
+        ours += ranked_items(tree, leaves, scores, args.beams)
+    t_ours = time.perf_counter() - start
+    theirs = []
+    start = time.perf_counter()
+    with torch.no_grad():
+        for s in range(0, len(srcs), args.batch_size):
+            theirs += hf_rankings(model, tok, pad(srcs[s:s + args.batch_size], 0), args.beams)
+    t_hf = time.perf_counter() - start
+    agree = sum(same_up_to_ties(a, sa, b, sb) for (a, sa), (b, sb) in zip(ours, theirs))
+    top1 = sum(a[0] == b[0] for (a, _), (b, _) in zip(ours, theirs))
+    print(f"identical top-{args.beams} lists (up to ties): {agree}/{len(srcs)} users; same top-1: {top1}/{len(srcs)}")
+    print(f"transformers generate: {len(srcs) / t_hf:8.1f} users/s ({t_hf:.2f} s)")
+    print(f"mgr beam search:       {len(srcs) / t_ours:8.1f} users/s ({t_ours:.2f} s)")
+    print(f"speed-up of mgr's constrained beam search over generate: {t_hf / t_ours:.1f}x (target >= 10x)")
+
+
+if __name__ == "__main__":
+    main()
