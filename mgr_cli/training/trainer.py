@@ -30,6 +30,7 @@ from mgr_cli.artifacts import Input, Provenance, read_header, sha256_file, write
 from mgr_cli.decoding.metrics import Mean, user_metrics
 from mgr_cli.decoding.rank import rank_examples
 from mgr_cli.errors import MgrError
+from mgr_cli.models.dropout import use_fast_dropout
 from mgr_cli.models.t5 import ModelConfig, build_model, load_pretrained_t5
 from mgr_cli.tokens.stage import Tokenized
 from mgr_cli.training.data import Batches
@@ -160,8 +161,11 @@ def train(tokenized: Path | str, out_dir: Path | str, cfg: TrainConfig, *, resum
     distributed.check_shardable(len(src), dist, "training examples")
     torch.manual_seed(cfg.seed)
     model, extra = _init_model(cfg, tok, log)
+    if device.type == "cpu":
+        use_fast_dropout(model)
     model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            foreach=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
     state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "best_step": None, "stale": 0, "log": []}
     if resume:

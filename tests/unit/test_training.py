@@ -97,3 +97,19 @@ def test_batches_are_length_sorted_and_cover_everything():
     assert b.epoch(0)[0].tolist() == batches[0].tolist() and b.epoch(1)[0].tolist() != batches[0].tolist()
     two = [data_mod.Batches(src, src, 8, seed=1, rank=r, world=2).epoch(0) for r in (0, 1)]
     assert len(two[0]) == len(two[1]) == 6
+
+
+def test_fast_dropout_statistics_and_reproducibility():
+    from mgr_cli.models.dropout import FastDropout, use_fast_dropout
+
+    torch.manual_seed(3)
+    x = torch.ones(200, 500)
+    d = FastDropout(0.1).train()
+    y = d(x)
+    assert abs(float((y == 0).float().mean()) - 0.1) < 0.005
+    assert abs(float(y.mean()) - 1.0) < 0.01 and float(y.max()) == pytest.approx(1 / 0.9)
+    torch.manual_seed(3)
+    assert torch.equal(d(x), y)
+    assert torch.equal(d.eval()(x), x)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.2), torch.nn.Sequential(torch.nn.Dropout(0.3)))
+    assert use_fast_dropout(net) == 2 and isinstance(net[2][0], FastDropout)
