@@ -76,7 +76,7 @@ def main() -> None:
         model = build_model(tok.header["meta"]["vocab_size"], ModelConfig())
     model.eval()
     hist = tok.tensors["test_history"][: args.users]
-    srcs = [tok.source(h) for h in hist]
+    srcs = sorted((tok.source(h) for h in hist), key=len)  # the batches mgr evaluate forms, for both
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
           f"{len(tok.items)} items x {tok.items.shape[1]} tokens ({tok.header['meta']['layout']}), "
           f"{len(srcs)} users, {args.beams} beams, model {'trained' if args.run else 'TIGER-size, random'}")

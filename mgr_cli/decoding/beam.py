@@ -60,7 +60,7 @@ class PrefixTree:
                           [t.to(device) for t in self.child_ids], self.leaf_items)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def beam_search(decoder: T5Decoder, tree: PrefixTree, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor, beams: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(leaf prefix ids [users, beams], log-probabilities [users, beams]), best first.
@@ -85,7 +85,7 @@ def beam_search(decoder: T5Decoder, tree: PrefixTree, input_ids: torch.Tensor,
         parent = flat // width
         tokens = ctok.flatten(1).gather(1, flat)
         prefix = tree.child_ids[t][prefix].flatten(1).gather(1, flat)
-        cache = T5Decoder.reorder(cache, _pad_to(parent, beams))
+        cache.reorder(parent)
         dead = torch.isinf(score)
         tokens = tokens.masked_fill(dead, PAD)
     logp = decoder.step(tokens, tree.depth, cache, cross, enc_bias)
@@ -93,13 +93,6 @@ def beam_search(decoder: T5Decoder, tree: PrefixTree, input_ids: torch.Tensor,
     score, order = score.sort(dim=1, descending=True)
     prefix = prefix.gather(1, order)
     return prefix.masked_fill(torch.isinf(score), -1), score
-
-
-def _pad_to(parent: torch.Tensor, beams: int) -> torch.Tensor:
-    if parent.shape[1] == beams:
-        return parent
-    pad = parent[:, :1].expand(-1, beams - parent.shape[1])
-    return torch.cat([parent, pad], dim=1)
 
 
 def ranked_items(tree: PrefixTree, leaves: torch.Tensor, scores: torch.Tensor,

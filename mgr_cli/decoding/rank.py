@@ -39,9 +39,16 @@ def rank_examples(model, tok: Tokenized, split: str, rows: list[int], *, beams: 
     decoder = T5Decoder(model, tree.depth + 1)
     hist = tok.tensors[f"{split}_history"]
     model.eval()
-    for s in range(0, len(rows), batch_size):
-        chunk = rows[s:s + batch_size]
-        ids = pad([tok.source(hist[r]) for r in chunk], 0).to(device)
-        leaves, scores = beam_search(decoder, tree, ids, (ids != 0).long(), beams)
-        for r, (items, sc) in zip(chunk, ranked_items(tree, leaves.cpu(), scores.cpu(), k)):
-            yield r, items, sc
+    window = batch_size * 16  # sort users by history length within windows: less padding
+    for w in range(0, len(rows), window):
+        part = rows[w:w + window]
+        sources = {r: tok.source(hist[r]) for r in part}
+        order = sorted(part, key=lambda r: len(sources[r]))
+        done: dict[int, tuple[list[int], list[float]]] = {}
+        for s in range(0, len(order), batch_size):
+            chunk = order[s:s + batch_size]
+            ids = pad([sources[r] for r in chunk], 0).to(device)
+            leaves, scores = beam_search(decoder, tree, ids, (ids != 0).long(), beams)
+            done.update(zip(chunk, ranked_items(tree, leaves.cpu(), scores.cpu(), k)))
+        for r in part:  # back in row order
+            yield r, done[r][0], done[r][1]

@@ -3,8 +3,8 @@
 The encoder runs once per user; each layer's cross-attention keys and values are
 computed once from it, [users, heads, source, d_kv], and every beam of a user attends
 to them by broadcasting, so the encoder output is never repeated per beam. The
-self-attention cache is [users, beams, heads, steps, d_kv], reordered with one gather
-per layer when beams are re-ranked. Layer norms, feed-forward blocks, the embedding
+self-attention cache (`BeamCache`) is never copied when beams are re-ranked: only small
+ancestor tables change. Layer norms, feed-forward blocks, the embedding
 and the LM head are the model's own modules; `tests` check the logits against the
 model's forward pass.
 """
@@ -30,7 +30,7 @@ class T5Decoder:
         with torch.no_grad():  # [heads, query position, key position]
             self.position_bias = rel.compute_bias(max_steps, max_steps)[0]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         enc = self.model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
         h = enc.last_hidden_state
@@ -38,19 +38,19 @@ class T5Decoder:
         cross = []
         for block in self.blocks:
             att = block.layer[1].EncDecAttention
-            k = att.k(h).view(b, s, self.heads, self.d_kv).transpose(1, 2)
-            v = att.v(h).view(b, s, self.heads, self.d_kv).transpose(1, 2)
+            # laid out once for the per-step matmuls: keys [b, h, d, s], values [b, h, s, d]
+            k = att.k(h).view(b, s, self.heads, self.d_kv).permute(0, 2, 3, 1).contiguous()
+            v = att.v(h).view(b, s, self.heads, self.d_kv).transpose(1, 2).contiguous()
             cross.append((k, v))
         bias = torch.zeros(b, 1, 1, s, dtype=h.dtype, device=h.device)
         bias.masked_fill_(~attention_mask.bool()[:, None, None, :], torch.finfo(h.dtype).min)
         return cross, bias
 
-    def new_cache(self, users: int, beams: int, steps: int, like: torch.Tensor):
-        shape = (users, beams, self.heads, steps, self.d_kv)
-        return [(like.new_zeros(shape), like.new_zeros(shape)) for _ in self.blocks]
+    def new_cache(self, users: int, beams: int, steps: int, like: torch.Tensor) -> "BeamCache":
+        return BeamCache(len(self.blocks), users, beams, steps, self.heads, self.d_kv, like)
 
-    @torch.no_grad()
-    def step(self, tokens: torch.Tensor, t: int, cache, cross, enc_bias) -> torch.Tensor:
+    @torch.inference_mode()
+    def step(self, tokens: torch.Tensor, t: int, cache: "BeamCache", cross, enc_bias) -> torch.Tensor:
         """Log-probabilities [users, beams, vocab] of the token after `tokens` (position t)."""
         b, k = tokens.shape
         h = self.embed(tokens)
@@ -60,30 +60,64 @@ class T5Decoder:
             att = sa.SelfAttention
             x = sa.layer_norm(h)
             q = att.q(x).view(b, k, self.heads, self.d_kv)
-            ck, cv = cache[layer]
-            ck[:, :k, :, t] = att.k(x).view(b, k, self.heads, self.d_kv)
-            cv[:, :k, :, t] = att.v(x).view(b, k, self.heads, self.d_kv)
-            scores = torch.einsum("bkhd,bkhtd->bkht", q, ck[:, :k, :, : t + 1]) + bias_t
-            w = torch.softmax(scores.float(), dim=-1).to(q.dtype)
-            out = torch.einsum("bkht,bkhtd->bkhd", w, cv[:, :k, :, : t + 1])
+            keys, values = cache.append(layer, t, att.k(x).view(b, k, self.heads, self.d_kv),
+                                        att.v(x).view(b, k, self.heads, self.d_kv))
+            # keys/values: [t+1, users, beams, heads, d_kv]; a handful of positions, so a
+            # broadcast product beats permuting into a batched matmul
+            scores = (q[None] * keys).sum(-1) + bias_t.T[:, None, None, :]  # [t+1, b, k, h]
+            w = torch.softmax(scores.float(), dim=0).to(q.dtype)
+            out = (w[..., None] * values).sum(0)
             h = h + att.o(out.reshape(b, k, -1))
             ca = block.layer[1]
             att = ca.EncDecAttention
-            q = att.q(ca.layer_norm(h)).view(b, k, self.heads, self.d_kv)
+            q = att.q(ca.layer_norm(h)).view(b, k, self.heads, self.d_kv).transpose(1, 2)
             xk, xv = cross[layer]
-            scores = torch.einsum("bkhd,bhsd->bkhs", q, xk) + enc_bias
+            scores = torch.matmul(q, xk) + enc_bias  # [b, h, k, s]: beams share the keys
             w = torch.softmax(scores.float(), dim=-1).to(q.dtype)
-            out = torch.einsum("bkhs,bhsd->bkhd", w, xv)
+            out = torch.matmul(w, xv).transpose(1, 2)  # [b, k, h, d]
             h = h + att.o(out.reshape(b, k, -1))
             h = block.layer[2](h)
         h = self.final_norm(h) * self.out_scale
         return torch.log_softmax(self.lm_head(h).float(), dim=-1)
 
-    @staticmethod
-    def reorder(cache, parent: torch.Tensor):
+
+class BeamCache:
+    """Self-attention keys/values per position, never copied when beams are re-ranked.
+
+    Position tau holds the keys the beams alive at step tau produced, [users, beams, heads,
+    d_kv]; `ancestor[tau]` says, for each current beam, which of those beams it descends
+    from. Re-ranking updates only these small index tables; the keys of a beam's history
+    are gathered once per step, directly in the layout attention reads.
+    """
+
+    def __init__(self, layers: int, users: int, beams: int, steps: int, heads: int, d_kv: int,
+                 like: torch.Tensor):
+        shape = (steps, users, beams, 2, heads, d_kv)  # keys and values side by side
+        self.kv = [like.new_empty(shape) for _ in range(layers)]
+        self.ancestor = torch.zeros((steps, users, beams), dtype=torch.long, device=like.device)
+        self.users, self.beams, self.steps_done = users, beams, 0
+        self.rows: torch.Tensor | None = None
+
+    def append(self, layer: int, t: int, k: torch.Tensor, v: torch.Tensor):
+        """Store this step's keys and values; return every position's for the current
+        beams, [t+1, users, beams, heads, d_kv], gathered as whole contiguous rows."""
+        n = k.shape[1]
+        self.kv[layer][t, :, :n, 0] = k
+        self.kv[layer][t, :, :n, 1] = v
+        if layer == 0:
+            self.ancestor[t, :, :n] = torch.arange(n, device=k.device)
+            self.steps_done = t + 1
+            pos = torch.arange(t + 1, device=k.device)[:, None, None] * self.users
+            user = torch.arange(self.users, device=k.device)[None, :, None]
+            self.rows = ((pos + user) * self.beams + self.ancestor[: t + 1, :, :n]).reshape(-1)
+        width = 2 * k.shape[2] * k.shape[3]
+        kv = self.kv[layer][: t + 1].reshape(-1, width).index_select(0, self.rows)
+        kv = kv.view(t + 1, self.users, n, 2, k.shape[2], k.shape[3])
+        return kv[:, :, :, 0], kv[:, :, :, 1]
+
+    def reorder(self, parent: torch.Tensor) -> "BeamCache":
         """Keep, for every user, the beams named by `parent` [users, beams]."""
-        out = []
-        for ck, cv in cache:
-            idx = parent[:, :, None, None, None].expand(-1, -1, *ck.shape[2:])
-            out.append((ck.gather(1, idx), cv.gather(1, idx)))
-        return out
+        t = self.steps_done
+        n = parent.shape[1]
+        self.ancestor[:t, :, :n] = self.ancestor[:t].gather(2, parent[None].expand(t, -1, -1))
+        return self
