@@ -3,6 +3,7 @@
     mgr quantize text.safetensors -o text.ids.safetensors                       # RQ-VAE 3 x 256
     mgr quantize img.safetensors -o img.ids.safetensors --levels 4 --codebook-size 128
     mgr quantize text.safetensors -o text.rk.safetensors --method rkmeans       # no training
+    mgr quantize text.safetensors -o text.hc.safetensors --method hierarchical  # HC-indexer
     mgr quantize --import letter.index.json --dataset beauty.jsonl --modality text -o letter.safetensors
     mgr quantize text.ids.safetensors --export text.index.json                  # LC-Rec JSON
 """
@@ -24,7 +25,7 @@ def quantize_cmd(
     ctx: typer.Context,
     source: Optional[Path] = typer.Argument(None, help="Embeddings artifact (or IDs with --export)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Semantic-ID artifact to write (.safetensors); a .ids.jsonl view goes beside it."),
-    method: str = typer.Option("rqvae", help="rqvae (TIGER) or rkmeans (residual k-means, no training)."),
+    method: str = typer.Option("rqvae", help="rqvae (TIGER), rkmeans (residual k-means, no training), or hierarchical (HC-indexer: recursive k-means)."),
     levels: int = typer.Option(3, help="Code levels (before the uniqueness level)."),
     codebook_size: int = typer.Option(256, help="Codes per level."),
     latent_dim: int = typer.Option(32, help="RQ-VAE latent size."),

@@ -129,7 +129,7 @@ def _simulate(rng: np.random.Generator, a: dict[str, np.ndarray], cfg: DemoConfi
         for _ in range(length):
             score = base + 2.0 * (a["category"] == cat) + 2.0 * (a["shape"] == shape)
             score[seq] = -np.inf
-            p = np.exp(1.5 * (score - score.max()))
+            p = np.exp(3.0 * (score - score.max()))
             item = int(rng.choice(len(p), p=p / p.sum()))
             seq.append(item)
             cat = next_cat[a["category"][item]] if rng.random() < 0.7 else rng.integers(n_cat)

@@ -19,7 +19,7 @@ from mgr_cli.quantize import ids as sid
 from mgr_cli.quantize.kmeans import kmeans
 from mgr_cli.quantize.rqvae import RQVAEConfig, train_rqvae
 
-METHODS = ("rqvae", "rkmeans")
+METHODS = ("rqvae", "rkmeans", "hierarchical")
 
 
 @dataclass
@@ -81,6 +81,32 @@ def residual_kmeans(x: torch.Tensor, levels: int, k: int, seed: int) -> tuple[to
     return torch.stack(codes, 1), recon
 
 
+def hierarchical_kmeans(x: torch.Tensor, levels: int, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """HC-indexer / DSI semantic docids: k-means splits the items into at most k clusters,
+    then each cluster again, level by level; the path of cluster numbers is the ID. A
+    cluster of at most k items gives each item its own child. Reconstruction: the mean
+    of the items that share a full path."""
+    n = x.shape[0]
+    codes = torch.zeros((n, levels), dtype=torch.long)
+
+    def split(idx: torch.Tensor, level: int) -> None:
+        if level == levels or len(idx) <= 1:
+            return
+        if len(idx) <= k:
+            codes[idx, level] = torch.arange(len(idx))
+            return
+        _, assign = kmeans(x[idx], k, iters=20, seed=seed + level)
+        codes[idx, level] = assign
+        for c in torch.unique(assign):
+            split(idx[assign == c], level + 1)
+
+    split(torch.arange(n), 0)
+    _, group = torch.unique(codes, dim=0, return_inverse=True)
+    sums = torch.zeros(int(group.max()) + 1, x.shape[1]).index_add_(0, group, x)
+    counts = torch.bincount(group).float()[:, None]
+    return codes, (sums / counts)[group]
+
+
 def _encode(x: np.ndarray, cfg: QuantizeConfig, log: Callable[[str], None]) -> tuple[np.ndarray, dict]:
     torch.manual_seed(cfg.seed)
     xt = torch.from_numpy(x).float()
@@ -95,8 +121,10 @@ def _encode(x: np.ndarray, cfg: QuantizeConfig, log: Callable[[str], None]) -> t
                          patience=cfg.patience, seed=cfg.seed)
         model, info = train_rqvae(xs, rq, log)
         codes, recon = model.encode(xs)
-    else:
+    elif cfg.method == "rkmeans":
         codes, recon = residual_kmeans(xs, cfg.levels, cfg.codebook_size, cfg.seed)
+    else:
+        codes, recon = hierarchical_kmeans(xs, cfg.levels, cfg.codebook_size, cfg.seed)
     back = recon * sd + mu if cfg.standardize else recon
     info["recon_mse_standardised"] = round(float((recon - xs).pow(2).mean()), 6)
     info["recon_relative_error"] = round(float((back - xt).pow(2).sum() / (xt - mu).pow(2).sum()), 6)

@@ -142,3 +142,26 @@ def test_import_by_item_id_and_errors(tiny_dataset, tmp_path):
     with pytest.raises(MgrError, match="index 6 is beyond the dataset's 6 items"):
         import_ids(js, tiny_dataset, tmp_path / "b.safetensors", modality="text")
     assert not (tmp_path / "b.safetensors").exists()
+
+
+def test_hierarchical_ids_are_cluster_paths():
+    from mgr_cli.quantize.stage import hierarchical_kmeans
+
+    x, label = blobs(n=300, k=4)
+    codes, recon = hierarchical_kmeans(x, levels=3, k=4, seed=0)
+    # level 1 recovers the four blobs
+    for c in range(4):
+        assert len(torch.unique(label[codes[:, 0] == c])) == 1
+    # children are numbered within their parent, at most k of them
+    assert int(codes.max()) < 4
+    # a cluster of <= k items gives each its own child: small inputs are unique at once
+    small, _ = hierarchical_kmeans(x[:3], levels=2, k=4, seed=0)
+    assert small[:, 0].tolist() == [0, 1, 2] and small[:, 1].tolist() == [0, 0, 0]
+    assert recon.shape == x.shape
+
+
+def test_quantize_stage_hierarchical(tiny_dataset, tmp_path):
+    emb = _embed(tiny_dataset, tmp_path)
+    h = quantize(emb, tmp_path / "hc.safetensors", QuantizeConfig(method="hierarchical", levels=2,
+                                                                  codebook_size=2))
+    assert h["meta"]["method"] == "hierarchical" and h["meta"]["collision_rate_after"] == 0

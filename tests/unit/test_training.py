@@ -113,3 +113,16 @@ def test_fast_dropout_statistics_and_reproducibility():
     assert torch.equal(d.eval()(x), x)
     net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.2), torch.nn.Sequential(torch.nn.Dropout(0.3)))
     assert use_fast_dropout(net) == 2 and isinstance(net[2][0], FastDropout)
+
+
+def test_init_from_a_local_pretrained_t5(tiny_tokenized, tmp_path):
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    pre = tmp_path / "t5-local"
+    T5ForConditionalGeneration(T5Config(vocab_size=100, d_model=16, d_kv=8, d_ff=32, num_layers=1,
+                                        num_decoder_layers=1, num_heads=2)).save_pretrained(pre)
+    h = train(tiny_tokenized, tmp_path / "r", cfg(init=str(pre), steps=2, eval_every=2))
+    model = T5ForConditionalGeneration.from_pretrained(tmp_path / "r" / "model")
+    assert model.config.vocab_size == h["meta"]["vocab_size"] != 100
+    with pytest.raises(MgrError, match="not a T5 model directory"):
+        train(tiny_tokenized, tmp_path / "x", cfg(init=str(tmp_path)))
