@@ -7,7 +7,7 @@ set -euo pipefail
 OUT=${1:-build/demo}
 export MGR=${MGR:-mgr}
 export MODEL=${MODEL:---layers 2 --decoder-layers 2 --d-model 64 --heads 4 --d-kv 16 --d-ff 256}
-export TRAIN=${TRAIN:---steps 1500 --batch-size 128 --lr 3e-3 --warmup 100 --eval-every 500 --eval-users 300}
+export TRAIN=${TRAIN:---steps 1000 --batch-size 128 --lr 3e-3 --warmup 100 --eval-every 500 --eval-users 300}
 export EVAL=${EVAL:-}
 mkdir -p "$OUT"
 [ -f "$OUT/raw/items.csv" ] || $MGR demo-data "$OUT/raw"
