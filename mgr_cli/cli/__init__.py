@@ -12,6 +12,7 @@ from mgr_cli.cli.evaluate import evaluate_cmd
 from mgr_cli.cli.inspect import inspect_cmd
 from mgr_cli.cli.prepare import prepare_cmd
 from mgr_cli.cli.quantize import quantize_cmd
+from mgr_cli.cli.sasrec import app as sasrec_app
 from mgr_cli.cli.tokenize import tokenize_cmd
 from mgr_cli.cli.train import align_cmd, train_cmd
 
@@ -47,6 +48,7 @@ app.command("tokenize")(tokenize_cmd)
 app.command("align")(align_cmd)
 app.command("train")(train_cmd)
 app.command("evaluate")(evaluate_cmd)
+app.add_typer(sasrec_app, name="sasrec")
 
 
 def main() -> None:

@@ -1,0 +1,207 @@
+"""`sasrec train` / `sasrec evaluate`: the SASRec baseline on a dataset artifact, with the
+same split, history length, metrics and output files as the generative recommender.
+
+Training: one example per user (its training items, inputs shifted by one), full
+softmax over all items, AdamW, validation on the validation split every few epochs with
+early stopping on a ranking metric, DDP under torchrun (each rank takes a strided share
+of the users per epoch). The run folder holds `run.jsonl` (kind "run", task "sasrec")
+and `model.safetensors` (the best model).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from mgr_cli import distributed
+from mgr_cli.artifacts import Input, Provenance, check_output, read_header, write_jsonl
+from mgr_cli.data import Dataset, load_dataset
+from mgr_cli.decoding.evaluate import _merge
+from mgr_cli.decoding.metrics import Mean, user_metrics
+from mgr_cli.errors import MgrError
+from mgr_cli.models.sasrec import SASRec, SASRecConfig
+
+
+@dataclass
+class SASRecTrainConfig:
+    epochs: int = 200
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    eval_every: int = 5
+    eval_users: int = 2000
+    metric: str = "ndcg@10"
+    patience: int = 5
+    seed: int = 0
+    device: str = "auto"
+    model: SASRecConfig = field(default_factory=SASRecConfig)
+
+
+def _left_pad(seqs: list[list[int]], length: int) -> torch.Tensor:
+    out = np.zeros((len(seqs), length), dtype=np.int64)
+    for r, s in enumerate(seqs):
+        s = s[-length:]
+        if s:
+            out[r, length - len(s):] = np.asarray(s) + 1  # 0 is padding
+    return torch.from_numpy(out)
+
+
+def histories(ds: Dataset, split: str, rows: list[int]) -> tuple[list[list[int]], list[int]]:
+    cut = 1 if split == "test" else 2
+    return [ds.sequences[u][:-cut] for u in rows], [ds.sequences[u][-cut] for u in rows]
+
+
+def rank_users(model: SASRec, ds: Dataset, split: str, rows: list[int], k: int, device,
+               batch: int = 512) -> Iterator[tuple[int, list[int], list[float]]]:
+    """(user row, top-k items over ALL items, scores), in row order."""
+    model.eval()
+    with torch.inference_mode():
+        for s in range(0, len(rows), batch):
+            chunk = rows[s:s + batch]
+            hist, _ = histories(ds, split, chunk)
+            scores = model.scores(_left_pad(hist, model.cfg.max_len).to(device))
+            top = scores.topk(min(k, scores.shape[1]), dim=1)
+            for r, items, sc in zip(chunk, top.indices.tolist(), top.values.tolist()):
+                yield r, items, sc
+
+
+def _validate(model, ds, cfg, device) -> dict:
+    rows = list(range(min(cfg.eval_users, len(ds.sequences))))
+    _, targets = histories(ds, "valid", rows)
+    mean = Mean()
+    for (r, items, _), t in zip(rank_users(model, ds, "valid", rows, 20, device), targets):
+        mean.add(user_metrics(items, t))
+    model.train()
+    return mean.result()
+
+
+def train_sasrec(dataset: Path | str, out_dir: Path | str, cfg: SASRecTrainConfig, *,
+                 command: str = "python API", force: bool = False,
+                 log: Callable[[str], None] = lambda s: None) -> dict | None:
+    out_dir = Path(out_dir)
+    if (out_dir / "run.jsonl").exists() and not force:
+        raise MgrError(f"{out_dir} already holds a finished run; pass --force to overwrite it")
+    ds, dh = load_dataset(dataset)
+    dist = distributed.from_env()
+    device = distributed.pick_device(cfg.device, dist)
+    dist = distributed.init(device)
+    distributed.check_shardable(len(ds.sequences), dist, "users")
+    torch.manual_seed(cfg.seed)
+    model = SASRec(len(ds.items), cfg.model).to(device).train()
+    net = torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None) if dist.active else model
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    train = [s[:-2] for s in ds.sequences]
+    inputs = _left_pad([t[:-1] for t in train], cfg.model.max_len)
+    targets = _left_pad([t[1:] for t in train], cfg.model.max_len)
+    best, best_epoch, stale, logbook = None, None, 0, []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for epoch in range(1, cfg.epochs + 1):
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train))
+        mine = order[dist.rank::dist.world][: len(order) // dist.world]
+        total = 0.0
+        for s in range(0, len(mine), cfg.batch_size):
+            idx = torch.from_numpy(mine[s:s + cfg.batch_size])
+            loss = net(inputs[idx].to(device), targets[idx].to(device))  # forward = loss (DDP syncs)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        if epoch % cfg.eval_every and epoch != cfg.epochs:
+            continue
+        stop = False
+        if dist.main:
+            result = _validate(model, ds, cfg, device)
+            entry = {"epoch": epoch, "train_loss": round(total / max(len(mine), 1), 5),
+                     **{k: round(v, 6) for k, v in result.items()}}
+            logbook.append(entry)
+            log(json.dumps(entry))
+            if best is None or result[cfg.metric] > best:
+                best, best_epoch, stale = result[cfg.metric], epoch, 0
+                from safetensors.torch import save_file
+
+                save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+                          out_dir / "model.safetensors")
+            else:
+                stale += 1
+            stop = bool(cfg.patience) and stale >= cfg.patience
+        if dist.active:
+            flag = torch.tensor([int(stop)], device=device)
+            torch.distributed.broadcast(flag, 0)
+            stop = bool(flag.item())
+        if stop:
+            break
+    header = None
+    if dist.main:
+        meta = {"task": "sasrec", "item_ids_hash": dh["meta"]["item_ids_hash"], "n_items": len(ds.items),
+                "metric": cfg.metric, "best": best, "best_epoch": best_epoch,
+                "model_config": cfg.model.to_dict()}
+        header = write_jsonl(out_dir / "run.jsonl", "run", logbook,
+                             provenance=Provenance(command, asdict(cfg)),
+                             inputs=[Input("dataset", Path(dataset), dh)], meta=meta, force=True)
+        log(f"best {cfg.metric} {best} at epoch {best_epoch}; model in {out_dir / 'model.safetensors'}")
+    distributed.barrier(dist)
+    distributed.finish(dist)
+    return header
+
+
+def evaluate_sasrec(run_dir: Path | str, dataset: Path | str, out_dir: Path | str, *,
+                    split: str = "test", k: int = 20, device: str = "auto",
+                    command: str = "python API", force: bool = False) -> dict | None:
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    dist = distributed.from_env()
+    if dist.main:
+        for name in ("predictions.jsonl", "metrics.jsonl"):
+            check_output(out_dir / name, force)
+    run = read_header(run_dir / "run.jsonl", "run")
+    if run["meta"].get("task") != "sasrec":
+        raise MgrError(f"{run_dir}: not a SASRec run (task {run['meta'].get('task')!r})")
+    ds, dh = load_dataset(dataset)
+    if dh["meta"]["item_ids_hash"] != run["meta"]["item_ids_hash"]:
+        raise MgrError(f"{run_dir} was trained on another dataset than {dataset} (item order differs)")
+    dev = distributed.pick_device(device, dist)
+    dist = distributed.init(dev)
+    rows = list(range(len(ds.sequences)))
+    distributed.check_shardable(len(rows), dist, "users")
+    from safetensors.torch import load_file
+
+    model = SASRec(len(ds.items), SASRecConfig(**run["meta"]["model_config"])).to(dev)
+    model.load_state_dict(load_file(run_dir / "model.safetensors", device=str(dev)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mine = rows[dist.rank::dist.world]
+    _, targets = histories(ds, split, mine)
+    mean = Mean()
+    with open(out_dir / f".predictions.part{dist.rank}", "w") as f:
+        for (r, items, sc), t in zip(rank_users(model, ds, split, mine, k, dev), targets):
+            mean.add(user_metrics(items, t))
+            f.write(json.dumps({"user": ds.user_ids[r], "target": ds.items[t].id,
+                                "rank": items.index(t) + 1 if t in items else None,
+                                "items": [ds.items[i].id for i in items],
+                                "scores": [round(x, 5) for x in sc]}) + "\n")
+    means = distributed.gather(mean, dist)
+    distributed.barrier(dist)
+    result = None
+    if dist.main:
+        total = Mean()
+        for m in means:
+            total.merge(m)
+        metrics = {key: round(v, 6) for key, v in sorted(total.result().items())}
+        config = {"split": split, "top_k": k, "world_size": dist.world}
+        meta = {"users": total.n, "layout": "sasrec", "modalities": [], "metrics": metrics, **config}
+        inputs = [Input("run", run_dir / "run.jsonl", run), Input("dataset", Path(dataset), dh)]
+        prov = Provenance(command, config)
+        write_jsonl(out_dir / "predictions.jsonl", "predictions", _merge(out_dir, dist.world),
+                    provenance=prov, inputs=inputs, meta=meta, force=force)
+        write_jsonl(out_dir / "metrics.jsonl", "metrics", [{"split": split, **metrics}],
+                    provenance=prov, inputs=inputs, meta=meta, force=force)
+        for w in range(dist.world):
+            (out_dir / f".predictions.part{w}").unlink(missing_ok=True)
+        result = meta
+    distributed.barrier(dist)
+    distributed.finish(dist)
+    return result
