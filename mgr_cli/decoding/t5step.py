@@ -59,15 +59,10 @@ class T5Decoder:
             sa = block.layer[0]
             att = sa.SelfAttention
             x = sa.layer_norm(h)
-            q = att.q(x).view(b, k, self.heads, self.d_kv)
-            keys, values = cache.append(layer, t, att.k(x).view(b, k, self.heads, self.d_kv),
-                                        att.v(x).view(b, k, self.heads, self.d_kv))
-            # keys/values: [t+1, users, beams, heads, d_kv]; a handful of positions, so a
-            # broadcast product beats permuting into a batched matmul
-            scores = (q[None] * keys).sum(-1) + bias_t.T[:, None, None, :]  # [t+1, b, k, h]
-            w = torch.softmax(scores.float(), dim=0).to(q.dtype)
-            out = (w[..., None] * values).sum(0)
-            h = h + att.o(out.reshape(b, k, -1))
+            q = att.q(x).view(b, k, self.heads, self.d_kv).transpose(1, 2)  # [b, h, k, d]
+            out = cache.attend(layer, t, q, att.k(x).view(b, k, self.heads, self.d_kv),
+                               att.v(x).view(b, k, self.heads, self.d_kv), bias_t)
+            h = h + att.o(out.transpose(1, 2).reshape(b, k, -1))
             ca = block.layer[1]
             att = ca.EncDecAttention
             q = att.q(ca.layer_norm(h)).view(b, k, self.heads, self.d_kv).transpose(1, 2)
@@ -84,36 +79,37 @@ class T5Decoder:
 class BeamCache:
     """Self-attention keys/values per position, never copied when beams are re-ranked.
 
-    Position tau holds the keys the beams alive at step tau produced, [users, beams, heads,
-    d_kv]; `ancestor[tau]` says, for each current beam, which of those beams it descends
-    from. Re-ranking updates only these small index tables; the keys of a beam's history
-    are gathered once per step, directly in the layout attention reads.
+    Position tau holds what the beams alive at step tau produced (keys as [users, heads,
+    d_kv, slots], values as [users, heads, slots, d_kv]); `ancestor[tau]` says, for each
+    current beam, which slot it descends from. Re-ranking only updates these small index
+    tables. Attention scores each beam's query against every slot of a position with
+    small batched matmuls and then picks its ancestor's score, which costs less than
+    gathering every beam's history of keys and values at every step.
     """
 
     def __init__(self, layers: int, users: int, beams: int, steps: int, heads: int, d_kv: int,
                  like: torch.Tensor):
-        shape = (steps, users, beams, 2, heads, d_kv)  # keys and values side by side
-        self.kv = [like.new_empty(shape) for _ in range(layers)]
+        self.keys = [like.new_zeros((steps, users, heads, d_kv, beams)) for _ in range(layers)]
+        self.values = [like.new_zeros((steps, users, heads, beams, d_kv)) for _ in range(layers)]
         self.ancestor = torch.zeros((steps, users, beams), dtype=torch.long, device=like.device)
         self.users, self.beams, self.steps_done = users, beams, 0
-        self.rows: torch.Tensor | None = None
 
-    def append(self, layer: int, t: int, k: torch.Tensor, v: torch.Tensor):
-        """Store this step's keys and values; return every position's for the current
-        beams, [t+1, users, beams, heads, d_kv], gathered as whole contiguous rows."""
+    def attend(self, layer: int, t: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               bias_t: torch.Tensor) -> torch.Tensor:
+        """Store this step's keys/values [users, beams, heads, d_kv]; attention output
+        [users, heads, beams, d_kv] of queries q [users, heads, beams, d_kv]."""
         n = k.shape[1]
-        self.kv[layer][t, :, :n, 0] = k
-        self.kv[layer][t, :, :n, 1] = v
+        self.keys[layer][t, :, :, :, :n] = k.permute(0, 2, 3, 1)
+        self.values[layer][t, :, :, :n] = v.transpose(1, 2)
         if layer == 0:
             self.ancestor[t, :, :n] = torch.arange(n, device=k.device)
             self.steps_done = t + 1
-            pos = torch.arange(t + 1, device=k.device)[:, None, None] * self.users
-            user = torch.arange(self.users, device=k.device)[None, :, None]
-            self.rows = ((pos + user) * self.beams + self.ancestor[: t + 1, :, :n]).reshape(-1)
-        width = 2 * k.shape[2] * k.shape[3]
-        kv = self.kv[layer][: t + 1].reshape(-1, width).index_select(0, self.rows)
-        kv = kv.view(t + 1, self.users, n, 2, k.shape[2], k.shape[3])
-        return kv[:, :, :, 0], kv[:, :, :, 1]
+        anc = self.ancestor[: t + 1, :, None, :n, None].expand(-1, -1, q.shape[1], -1, 1)
+        every = torch.matmul(q.unsqueeze(0), self.keys[layer][: t + 1])  # [t+1, u, h, n, slots]
+        scores = every.gather(-1, anc).squeeze(-1) + bias_t.T[:, None, :, None]  # [t+1, u, h, n]
+        w = torch.softmax(scores.float(), dim=0).to(q.dtype)
+        pick = torch.zeros_like(every).scatter_(-1, anc, w.unsqueeze(-1))
+        return torch.matmul(pick, self.values[layer][: t + 1]).sum(0)
 
     def reorder(self, parent: torch.Tensor) -> "BeamCache":
         """Keep, for every user, the beams named by `parent` [users, beams]."""
