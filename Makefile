@@ -15,7 +15,7 @@ help: ## Show this help.
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
-install: $(VENV)/.installed ## Create $(VENV) with mgr and its test tools.
+install: $(VENV)/.installed ## Create .venv with mgr, its test tools and the stand-in encoders.
 
 # torch and torchvision go in ONE pip command, unpinned, so pip picks a matching pair.
 $(VENV)/.installed: pyproject.toml
@@ -30,5 +30,5 @@ test: install ## Run the test suite (CPU only, offline, a few minutes).
 demo: install ## The whole pipeline on the generated demo catalogue; prints a Table 5.
 	MGR=$(abspath $(MGR)) examples/demo.sh $(DEMO)
 
-clean: ## Remove build outputs (keeps $(VENV)).
+clean: ## Remove build outputs (keeps .venv).
 	rm -rf build

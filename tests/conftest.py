@@ -106,7 +106,7 @@ def hand_ids(tmp_path: Path, dataset: Path, modality: str, codes: list[list[int]
 
     tmp_path.mkdir(parents=True, exist_ok=True)
     js = tmp_path / f"{modality}.index.json"
-    js.write_text(json.dumps({str(i): [f"<{letters[l]}_{c}>" for l, c in enumerate(row)]
+    js.write_text(json.dumps({str(i): [f"<{letters[lv]}_{c}>" for lv, c in enumerate(row)]
                               for i, row in enumerate(codes)}))
     out = tmp_path / f"{modality}.ids.safetensors"
     import_ids(js, dataset, out, modality=modality, dedup="never", force=True)

@@ -46,7 +46,7 @@ def handle_errors(fn: Callable) -> Callable:
             fail(str(e))
         except KeyboardInterrupt:
             sys.stderr.write("Error: interrupted; no output was written\n")
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
 
     return wrapper
 

@@ -54,7 +54,7 @@ def level_stats(codes: np.ndarray, sizes: list[int]) -> list[dict]:
 
 
 def tokens(codes: np.ndarray, letters: str = LETTERS) -> list[list[str]]:
-    return [[f"<{letters[l]}_{int(c)}>" for l, c in enumerate(row)] for row in codes]
+    return [[f"<{letters[lv]}_{int(c)}>" for lv, c in enumerate(row)] for row in codes]
 
 
 def export_lcrec(codes: np.ndarray, path: Path, letters: str = LETTERS) -> None:
@@ -107,6 +107,6 @@ def import_lcrec(path: Path, item_ids: list[str]) -> tuple[np.ndarray, list[int]
     if len(missing):
         raise MgrError(f"{path}: {len(missing)} of the dataset's {len(item_ids)} items have no "
                        f"ID (e.g. {item_ids[missing[0]]!r}); was it made for another dataset?")
-    sizes = [int(codes[:, l].max()) + 1 for l in range(n_levels)]
+    sizes = [int(codes[:, lv].max()) + 1 for lv in range(n_levels)]
     return codes, sizes, {"joined_by": "item id" if by_id else "item index",
                           "token_prefixes": prefixes}

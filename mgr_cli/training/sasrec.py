@@ -74,7 +74,7 @@ def _validate(model, ds, cfg, device) -> dict:
     rows = list(range(min(cfg.eval_users, len(ds.sequences))))
     _, targets = histories(ds, "valid", rows)
     mean = Mean()
-    for (r, items, _), t in zip(rank_users(model, ds, "valid", rows, 20, device), targets):
+    for (_, items, _), t in zip(rank_users(model, ds, "valid", rows, 20, device), targets):
         mean.add(user_metrics(items, t))
     model.train()
     return mean.result()
