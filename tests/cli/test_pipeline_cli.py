@@ -50,6 +50,10 @@ def test_embed_quantize_ami(tiny_dataset, tmp_path):
     from PIL import Image
 
     assert Image.open(tmp_path / "f4.png").size[0] > 500
+    r = mgr("inspect", tmp_path / "text.ids.st", "--verify")
+    assert r.exit_code == 0, r.output
+    lineage = [line.strip().split(":")[0] for line in r.stdout.split("lineage:")[1].splitlines() if line.strip()]
+    assert lineage[:3] == ["artifact", "embeddings", "dataset"]
     r = mgr("analyze-ami", tmp_path / "text.ids.st", tmp_path / "image.ids.st", "--format", "markdown")
     assert r.exit_code == 0 and r.stdout.startswith("**AMI of semantic IDs (first level)**")
     r = mgr("quantize", tmp_path / "text.ids.st", "--export", tmp_path / "t.json")
