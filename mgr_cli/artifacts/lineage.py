@@ -88,3 +88,21 @@ def require_agreement(artifacts: list[tuple[Path, dict]], key: str, what: str) -
 def _short(v: Any) -> str:
     s = str(v)
     return s if len(s) <= 24 else s[:21] + "..."
+
+
+def find_ancestor(path: Path | str, kind: str, header: dict | None = None) -> Path:
+    """The nearest artifact of `kind` in `path`'s lineage (e.g. the dataset an ID artifact
+    was made from), following the recorded input paths."""
+    path = Path(path)
+    header = header or read_header(path)
+    for entry in header.get("inputs", []):
+        if entry["kind"] == kind:
+            return parent_path(path, entry)
+    for entry in header.get("inputs", []):
+        parent = parent_path(path, entry)
+        if parent.exists():
+            try:
+                return find_ancestor(parent, kind)
+            except ArtifactError:
+                continue
+    raise ArtifactError(f"{path}: no {kind} artifact in its lineage; pass it explicitly")

@@ -55,7 +55,7 @@ def ami_cmd(
     from mgr_cli.analysis import ami as A
     from mgr_cli.artifacts import check_output, require_agreement
     from mgr_cli.data import load_dataset
-    from mgr_cli.quantize.stage import _dataset_of, load_ids
+    from mgr_cli.quantize.stage import dataset_of, load_ids
 
     if fmt not in ("json", "markdown"):
         raise MgrError(f"--format must be json or markdown, got {fmt!r}")
@@ -73,7 +73,7 @@ def ami_cmd(
     ds = None
     if field or sheet is not None:
         first = next(iter(named))
-        ds, _ = load_dataset(_dataset_of(named[first], loaded[first][1], dataset))
+        ds, _ = load_dataset(dataset_of(named[first], loaded[first][1], dataset))
     for f in field or []:
         values = [it.fields.get(f) for it in ds.items]
         if any(v is None for v in values):

@@ -34,11 +34,10 @@ def load_run_model(run_dir: Path, tok: Tokenized, device: torch.device):
 
 
 def _ids_of_dataset(tok: Tokenized) -> tuple[list[str], list[str]]:
-    from mgr_cli.artifacts.lineage import parent_path
+    from mgr_cli.artifacts import find_ancestor
     from mgr_cli.data import load_dataset
 
-    entry = next(e for e in tok.header["inputs"] if e["kind"] == "dataset")
-    ds, _ = load_dataset(parent_path(tok.path, entry))
+    ds, _ = load_dataset(find_ancestor(tok.path, "dataset", tok.header))
     return [it.id for it in ds.items], ds.user_ids
 
 
@@ -96,7 +95,7 @@ def evaluate(run_dir: Path | str, tokenized: Path | str, out_dir: Path | str, *,
                 **config}
         inputs = [Input("run", run_dir / "run.jsonl", run), Input("tokenized", Path(tokenized), tok.header)]
         prov = Provenance(command, config)
-        write_jsonl(preds_path, "predictions", _merge(out_dir, dist.world), provenance=prov,
+        write_jsonl(preds_path, "predictions", merge_parts(out_dir, dist.world), provenance=prov,
                     inputs=inputs, meta=meta, force=force)
         write_jsonl(metrics_path, "metrics", [{"split": split, **metrics}], provenance=prov,
                     inputs=inputs, meta=meta, force=force)
@@ -108,7 +107,7 @@ def evaluate(run_dir: Path | str, tokenized: Path | str, out_dir: Path | str, *,
     return result
 
 
-def _merge(out_dir: Path, world: int) -> Iterator[dict]:
+def merge_parts(out_dir: Path, world: int) -> Iterator[dict]:
     """Rows were strided over ranks: read one line of each part in turn."""
     files = [open(out_dir / f".predictions.part{w}") for w in range(world)]
     try:

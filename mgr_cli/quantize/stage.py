@@ -10,9 +10,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mgr_cli.artifacts import (ArtifactError, Input, Provenance, check_output, read_header,
-                               read_tensors, source_entry, write_jsonl, write_tensors)
-from mgr_cli.artifacts.lineage import parent_path
+from mgr_cli.artifacts import (ArtifactError, Input, Provenance, check_output, find_ancestor,
+                               read_header, read_tensors, source_entry, write_jsonl, write_tensors)
 from mgr_cli.data import load_dataset
 from mgr_cli.errors import MgrError
 from mgr_cli.quantize import ids as sid
@@ -52,15 +51,9 @@ def view_path(out: Path) -> Path:
     return out.with_name(out.name.rsplit(".", 1)[0] + ".ids.jsonl")
 
 
-def _dataset_of(emb_path: Path, header: dict, dataset: Path | None) -> Path:
-    if dataset is not None:
-        return dataset
-    for entry in header.get("inputs", []):
-        if entry["kind"] == "dataset":
-            return parent_path(emb_path, entry)
-        if entry["kind"] in ("embeddings", sid.KIND):
-            return _dataset_of(parent_path(emb_path, entry), read_header(parent_path(emb_path, entry)), None)
-    raise ArtifactError(f"{emb_path}: its lineage names no dataset; pass --dataset")
+def dataset_of(path: Path, header: dict, dataset: Path | None) -> Path:
+    """The dataset given, or the one in the artifact's lineage."""
+    return dataset if dataset is not None else find_ancestor(path, "dataset", header)
 
 
 def _dataset_items(path: Path, want_hash: str, source: Path):
@@ -170,7 +163,7 @@ def quantize(embeddings: Path | str, out: Path | str, cfg: QuantizeConfig, *,
     check_output(out, force)
     check_output(view_path(out), force)
     x, eh = load_embeddings(embeddings)
-    ds_path = _dataset_of(embeddings, eh, dataset)
+    ds_path = dataset_of(embeddings, eh, dataset)
     ds, _ = _dataset_items(ds_path, eh["meta"]["item_ids_hash"], embeddings)
     if len(x) < cfg.codebook_size:
         log(f"warning: {len(x)} items for {cfg.codebook_size} codes per level")

@@ -21,7 +21,7 @@ import torch
 from mgr_cli import distributed
 from mgr_cli.artifacts import Input, Provenance, check_output, read_header, write_jsonl
 from mgr_cli.data import Dataset, load_dataset
-from mgr_cli.decoding.evaluate import _merge
+from mgr_cli.decoding.evaluate import merge_parts
 from mgr_cli.decoding.metrics import Mean, user_metrics
 from mgr_cli.errors import MgrError
 from mgr_cli.models.sasrec import SASRec, SASRecConfig
@@ -195,7 +195,7 @@ def evaluate_sasrec(run_dir: Path | str, dataset: Path | str, out_dir: Path | st
         meta = {"users": total.n, "layout": "sasrec", "modalities": [], "metrics": metrics, **config}
         inputs = [Input("run", run_dir / "run.jsonl", run), Input("dataset", Path(dataset), dh)]
         prov = Provenance(command, config)
-        write_jsonl(out_dir / "predictions.jsonl", "predictions", _merge(out_dir, dist.world),
+        write_jsonl(out_dir / "predictions.jsonl", "predictions", merge_parts(out_dir, dist.world),
                     provenance=prov, inputs=inputs, meta=meta, force=force)
         write_jsonl(out_dir / "metrics.jsonl", "metrics", [{"split": split, **metrics}],
                     provenance=prov, inputs=inputs, meta=meta, force=force)
