@@ -69,18 +69,41 @@ def evaluate(run_dir: Path | str, tokenized: Path | str, out_dir: Path | str, *,
     item_ids, user_ids = _ids_of_dataset(tok)
     users, targets = tok.tensors[f"{split}_user"], tok.tensors[f"{split}_target"]
     out_dir.mkdir(parents=True, exist_ok=True)
-    part = out_dir / f".predictions.part{dist.rank}"
-    mean = Mean()
-    with open(part, "w") as f:
-        for r, items, scores in rank_examples(model, tok, split, rows[dist.rank::dist.world],
-                                              beams=beams, k=k, batch_size=batch_size, device=dev,
-                                              modalities=modalities):
-            m = user_metrics(items, int(targets[r]))
-            mean.add(m)
-            rank = items.index(int(targets[r])) + 1 if int(targets[r]) in items else None
-            f.write(json.dumps({"user": user_ids[users[r]], "target": item_ids[targets[r]],
-                                "rank": rank, "items": [item_ids[i] for i in items],
-                                "scores": [round(s, 5) for s in scores]}) + "\n")
+    part = PartWriter(out_dir, dist.rank)
+    for r, items, scores in rank_examples(model, tok, split, rows[dist.rank::dist.world],
+                                          beams=beams, k=k, batch_size=batch_size, device=dev,
+                                          modalities=modalities):
+        part.add(user_ids[users[r]], item_ids[targets[r]], [item_ids[i] for i in items], scores)
+    config = {"split": split, "beams": beams, "top_k": k, "modalities": kept, "limit": limit,
+              "world_size": dist.world}
+    inputs = [Input("run", run_dir / "run.jsonl", run), Input("tokenized", Path(tokenized), tok.header)]
+    return finish(out_dir, dist, part.close(), meta={"layout": tok.header["meta"]["layout"]},
+                  config=config, inputs=inputs, command=command, force=force)
+
+
+
+class PartWriter:
+    """One rank's predictions, one JSON line per user, plus the running metric means."""
+
+    def __init__(self, out_dir: Path, rank: int):
+        self.file = open(out_dir / f".predictions.part{rank}", "w")
+        self.mean = Mean()
+
+    def add(self, user: str, target: str, items: list[str], scores: list[float]) -> None:
+        self.mean.add(user_metrics(items, target))
+        rank = items.index(target) + 1 if target in items else None
+        self.file.write(json.dumps({"user": user, "target": target, "rank": rank, "items": items,
+                                    "scores": [round(s, 5) for s in scores]}) + "\n")
+
+    def close(self) -> Mean:
+        self.file.close()
+        return self.mean
+
+
+def finish(out_dir: Path, dist, mean: Mean, *, meta: dict, config: dict, inputs: list[Input],
+           command: str, force: bool) -> dict | None:
+    """Gather every rank's metrics; rank 0 merges the part files, in user order, into
+    predictions.jsonl and writes metrics.jsonl. Returns the metrics meta on rank 0."""
     means = distributed.gather(mean, dist)
     distributed.barrier(dist)
     result = None
@@ -88,18 +111,13 @@ def evaluate(run_dir: Path | str, tokenized: Path | str, out_dir: Path | str, *,
         total = Mean()
         for other in means:
             total.merge(other)
-        metrics = {k2: round(v, 6) for k2, v in sorted(total.result().items())}
-        config = {"split": split, "beams": beams, "top_k": k, "modalities": kept,
-                  "limit": limit, "world_size": dist.world}
-        meta = {"users": total.n, "layout": tok.header["meta"]["layout"], "metrics": metrics,
-                **config}
-        inputs = [Input("run", run_dir / "run.jsonl", run), Input("tokenized", Path(tokenized), tok.header)]
+        metrics = {key: round(v, 6) for key, v in sorted(total.result().items())}
+        result = {"users": total.n, **meta, "metrics": metrics, **config}
         prov = Provenance(command, config)
-        write_jsonl(preds_path, "predictions", merge_parts(out_dir, dist.world), provenance=prov,
-                    inputs=inputs, meta=meta, force=force)
-        write_jsonl(metrics_path, "metrics", [{"split": split, **metrics}], provenance=prov,
-                    inputs=inputs, meta=meta, force=force)
-        result = meta
+        write_jsonl(out_dir / "predictions.jsonl", "predictions", merge_parts(out_dir, dist.world),
+                    provenance=prov, inputs=inputs, meta=result, force=force)
+        write_jsonl(out_dir / "metrics.jsonl", "metrics", [{"split": config["split"], **metrics}],
+                    provenance=prov, inputs=inputs, meta=result, force=force)
         for w in range(dist.world):
             (out_dir / f".predictions.part{w}").unlink(missing_ok=True)
     distributed.barrier(dist)

@@ -21,7 +21,7 @@ import torch
 from mgr_cli import distributed
 from mgr_cli.artifacts import Input, Provenance, check_output, read_header, write_jsonl
 from mgr_cli.data import Dataset, load_dataset
-from mgr_cli.decoding.evaluate import merge_parts
+from mgr_cli.decoding.evaluate import PartWriter, finish
 from mgr_cli.decoding.metrics import Mean, user_metrics
 from mgr_cli.errors import MgrError
 from mgr_cli.models.sasrec import SASRec, SASRecConfig
@@ -175,33 +175,10 @@ def evaluate_sasrec(run_dir: Path | str, dataset: Path | str, out_dir: Path | st
     out_dir.mkdir(parents=True, exist_ok=True)
     mine = rows[dist.rank::dist.world]
     _, targets = histories(ds, split, mine)
-    mean = Mean()
-    with open(out_dir / f".predictions.part{dist.rank}", "w") as f:
-        for (r, items, sc), t in zip(rank_users(model, ds, split, mine, k, dev), targets):
-            mean.add(user_metrics(items, t))
-            f.write(json.dumps({"user": ds.user_ids[r], "target": ds.items[t].id,
-                                "rank": items.index(t) + 1 if t in items else None,
-                                "items": [ds.items[i].id for i in items],
-                                "scores": [round(x, 5) for x in sc]}) + "\n")
-    means = distributed.gather(mean, dist)
-    distributed.barrier(dist)
-    result = None
-    if dist.main:
-        total = Mean()
-        for m in means:
-            total.merge(m)
-        metrics = {key: round(v, 6) for key, v in sorted(total.result().items())}
-        config = {"split": split, "top_k": k, "world_size": dist.world}
-        meta = {"users": total.n, "layout": "sasrec", "modalities": [], "metrics": metrics, **config}
-        inputs = [Input("run", run_dir / "run.jsonl", run), Input("dataset", Path(dataset), dh)]
-        prov = Provenance(command, config)
-        write_jsonl(out_dir / "predictions.jsonl", "predictions", merge_parts(out_dir, dist.world),
-                    provenance=prov, inputs=inputs, meta=meta, force=force)
-        write_jsonl(out_dir / "metrics.jsonl", "metrics", [{"split": split, **metrics}],
-                    provenance=prov, inputs=inputs, meta=meta, force=force)
-        for w in range(dist.world):
-            (out_dir / f".predictions.part{w}").unlink(missing_ok=True)
-        result = meta
-    distributed.barrier(dist)
-    distributed.finish(dist)
-    return result
+    part = PartWriter(out_dir, dist.rank)
+    for (r, items, sc), t in zip(rank_users(model, ds, split, mine, k, dev), targets):
+        part.add(ds.user_ids[r], ds.items[t].id, [ds.items[i].id for i in items], sc)
+    config = {"split": split, "top_k": k, "world_size": dist.world}
+    inputs = [Input("run", run_dir / "run.jsonl", run), Input("dataset", Path(dataset), dh)]
+    return finish(out_dir, dist, part.close(), meta={"layout": "sasrec", "modalities": []},
+                  config=config, inputs=inputs, command=command, force=force)
