@@ -40,3 +40,13 @@ class Mean:
 
     def result(self) -> dict[str, float]:
         return {k: v / self.n for k, v in self.sums.items()} if self.n else {}
+
+
+def validation_rows(n: int, size: int, seed: int) -> list[int]:
+    """A seeded random sample of `size` users (all if fewer), in row order: data files
+    are often ordered (by user id, by activity), so the first rows are not representative."""
+    import numpy as np
+
+    if size >= n:
+        return list(range(n))
+    return sorted(np.random.default_rng(seed).choice(n, size=size, replace=False).tolist())

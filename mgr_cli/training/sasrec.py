@@ -22,7 +22,7 @@ from mgr_cli import distributed
 from mgr_cli.artifacts import Input, Provenance, check_output, read_header, write_jsonl
 from mgr_cli.data import Dataset, load_dataset
 from mgr_cli.decoding.evaluate import PartWriter, finish
-from mgr_cli.decoding.metrics import Mean, user_metrics
+from mgr_cli.decoding.metrics import Mean, user_metrics, validation_rows
 from mgr_cli.errors import MgrError
 from mgr_cli.models.sasrec import SASRec, SASRecConfig
 
@@ -71,7 +71,7 @@ def rank_users(model: SASRec, ds: Dataset, split: str, rows: list[int], k: int, 
 
 
 def _validate(model, ds, cfg, device) -> dict:
-    rows = list(range(min(cfg.eval_users, len(ds.sequences))))
+    rows = validation_rows(len(ds.sequences), cfg.eval_users, cfg.seed)
     _, targets = histories(ds, "valid", rows)
     mean = Mean()
     for (_, items, _), t in zip(rank_users(model, ds, "valid", rows, 20, device), targets):

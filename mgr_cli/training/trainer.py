@@ -27,7 +27,7 @@ import torch
 
 from mgr_cli import distributed
 from mgr_cli.artifacts import Input, Provenance, read_header, sha256_file, write_jsonl
-from mgr_cli.decoding.metrics import Mean, user_metrics
+from mgr_cli.decoding.metrics import Mean, user_metrics, validation_rows
 from mgr_cli.decoding.rank import rank_examples
 from mgr_cli.errors import MgrError
 from mgr_cli.models.dropout import use_fast_dropout
@@ -126,7 +126,7 @@ def _validate(model, tok: Tokenized, cfg: TrainConfig, device) -> dict:
                 losses.append(float(model(**b).loss))
         model.train()
         return {"loss": float(np.mean(losses))}
-    rows = list(range(min(cfg.eval_users, len(tok.tensors["valid_target"]))))
+    rows = validation_rows(len(tok.tensors["valid_target"]), cfg.eval_users, cfg.seed)
     mean = Mean()
     targets = tok.tensors["valid_target"]
     for r, items, _ in rank_examples(model, tok, "valid", rows, beams=cfg.eval_beams, k=20,

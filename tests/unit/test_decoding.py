@@ -105,3 +105,12 @@ def test_metrics_by_hand():
     for mm in (m, miss):
         mean.add(mm)
     assert mean.result()["mrr"] == 0.25 and mean.n == 2
+
+
+def test_validation_rows_are_a_seeded_sample():
+    from mgr_cli.decoding.metrics import validation_rows
+
+    assert validation_rows(5, 10, 0) == [0, 1, 2, 3, 4]
+    rows = validation_rows(1000, 50, 3)
+    assert len(set(rows)) == 50 and rows == sorted(rows) and max(rows) > 500
+    assert rows == validation_rows(1000, 50, 3) != validation_rows(1000, 50, 4)
