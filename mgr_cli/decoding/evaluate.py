@@ -22,7 +22,7 @@ from mgr_cli.errors import MgrError
 from mgr_cli.tokens.stage import Tokenized
 
 
-def load_run_model(run_dir: Path, tok: Tokenized, device: torch.device):
+def load_run_model(run_dir: Path, tok: Tokenized, device: torch.device, precision: str = "fp32"):
     from transformers import T5ForConditionalGeneration
 
     run = read_header(run_dir / "run.jsonl", "run")
@@ -30,6 +30,8 @@ def load_run_model(run_dir: Path, tok: Tokenized, device: torch.device):
         raise MgrError(f"{run_dir}: the model's vocabulary does not match {tok.path}; evaluate "
                        "with the tokenized data the model was trained on")
     model = T5ForConditionalGeneration.from_pretrained(run_dir / "model").to(device).eval()
+    if precision == "bf16":
+        model = model.to(torch.bfloat16)  # scores are still accumulated in fp32
     return model, run
 
 
@@ -43,7 +45,8 @@ def _ids_of_dataset(tok: Tokenized) -> tuple[list[str], list[str]]:
 
 def evaluate(run_dir: Path | str, tokenized: Path | str, out_dir: Path | str, *, split: str = "test",
              beams: int = 20, k: int = 20, batch_size: int = 64, modalities: list[str] | None = None,
-             limit: int | None = None, device: str = "auto", command: str = "python API",
+             limit: int | None = None, device: str = "auto", precision: str = "auto",
+             command: str = "python API",
              force: bool = False, log: Callable[[str], None] = lambda s: None) -> dict | None:
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     preds_path, metrics_path = out_dir / "predictions.jsonl", out_dir / "metrics.jsonl"
@@ -59,7 +62,10 @@ def evaluate(run_dir: Path | str, tokenized: Path | str, out_dir: Path | str, *,
     tok = Tokenized.load(tokenized)
     dev = distributed.pick_device(device, dist)
     dist = distributed.init(dev)
-    model, run = load_run_model(run_dir, tok, dev)
+    if precision not in ("auto", "fp32", "bf16"):
+        raise MgrError(f"--precision must be auto, fp32 or bf16, got {precision!r}")
+    precision = ("bf16" if dev.type == "cuda" else "fp32") if precision == "auto" else precision
+    model, run = load_run_model(run_dir, tok, dev, precision)
     _, kept = decode_sequences(tok, modalities)
     n = len(tok.tensors[f"{split}_target"])
     rows = list(range(n if limit is None else min(limit, n)))
@@ -75,7 +81,7 @@ def evaluate(run_dir: Path | str, tokenized: Path | str, out_dir: Path | str, *,
                                           modalities=modalities):
         part.add(user_ids[users[r]], item_ids[targets[r]], [item_ids[i] for i in items], scores)
     config = {"split": split, "beams": beams, "top_k": k, "modalities": kept, "limit": limit,
-              "world_size": dist.world}
+              "world_size": dist.world, "precision": precision}
     inputs = [Input("run", run_dir / "run.jsonl", run), Input("tokenized", Path(tokenized), tok.header)]
     return finish(out_dir, dist, part.close(), meta={"layout": tok.header["meta"]["layout"]},
                   config=config, inputs=inputs, command=command, force=force)

@@ -58,6 +58,10 @@ def test_every_layout_end_to_end(tiny_dataset, ids, tmp_path):
         assert m["users"] == 6 and 0 <= m["mrr"] <= 1
         # 20 beams over 6 items is exhaustive: every user's target is somewhere in the list
         assert m["hits@20"] == 1.0
+    r = mgr("evaluate", tmp_path / "run-lfpp", tmp_path / "lfpp.tok", "-o", tmp_path / "eval-bf16",
+            "--precision", "bf16")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["hits@20"] == 1.0  # still every item, ranked in bf16
     r = mgr("evaluate", tmp_path / "run-lf", tmp_path / "lf.tok", "-o", tmp_path / "eval-lf-text",
             "--modalities", "text")
     assert r.exit_code == 0, r.output
