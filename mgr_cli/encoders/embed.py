@@ -137,17 +137,17 @@ def _autocast(device: torch.device, dtype: torch.dtype):
 def run_texts(tower: towers.Tower, texts: list[str], cfg: EmbedConfig, device: torch.device,
               dtype: torch.dtype, progress: Callable[[int], None]) -> torch.Tensor:
     order = sorted(range(len(texts)), key=lambda k: len(texts[k]))  # less padding per batch
-    out = torch.empty(0)
     chunks = []
     with torch.inference_mode(), _autocast(device, dtype):
         for s in range(0, len(order), cfg.batch_size):
             idx = order[s:s + cfg.batch_size]
             chunks.append(tower.forward(tower.prepare([texts[k] for k in idx])).float().cpu())
             progress(len(idx))
-    if chunks:
-        stacked = torch.cat(chunks)
-        out = torch.empty_like(stacked)
-        out[torch.tensor(order)] = stacked
+    if not chunks:
+        return torch.empty(0)
+    stacked = torch.cat(chunks)
+    out = torch.empty_like(stacked)
+    out[torch.tensor(order)] = stacked  # back to item order
     return out
 
 

@@ -111,9 +111,10 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _validate(model, tok: Tokenized, cfg: TrainConfig, device) -> dict:
+def _validate(model, tok: Tokenized, cfg: TrainConfig, device, src, tgt) -> dict:
+    """Rec: ranking metrics on validation users. Align: loss on a fixed sample of the
+    alignment examples (`src`, `tgt`, built once by the caller)."""
     if cfg.task == "align":
-        src, tgt = tok.align_examples()
         rng = np.random.default_rng(cfg.seed)
         pick = rng.choice(len(src), size=min(len(src), 2048), replace=False)
         from mgr_cli.training.data import collate
@@ -205,7 +206,8 @@ def train(tokenized: Path | str, out_dir: Path | str, cfg: TrainConfig, *, resum
                 seen += len(b["input_ids"])
                 if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.steps:
                     if _evaluate_and_save(model, opt, sched, tok, cfg, state, dist, device, out_dir,
-                                          float(loss.detach()), seen / (time.perf_counter() - t0), log):
+                                          float(loss.detach()), seen / (time.perf_counter() - t0), log,
+                                          (src, tgt)):
                         state["step"] = cfg.steps  # early stop
             if state["batch"] >= len(epoch_batches):
                 state["epoch"] += 1
@@ -226,12 +228,12 @@ def train(tokenized: Path | str, out_dir: Path | str, cfg: TrainConfig, *, resum
 
 
 def _evaluate_and_save(model, opt, sched, tok, cfg, state, dist, device, out_dir, loss,
-                       rate, log) -> bool:
+                       rate, log, examples) -> bool:
     """Validate (rank 0), keep the best model, checkpoint; True to stop early."""
     stop = False
     rngs = distributed.gather(_rng_state(), dist)  # every rank's, for an exact resume
     if dist.main:
-        result = _validate(model, tok, cfg, device)
+        result = _validate(model, tok, cfg, device, *examples)
         key = cfg.metric if cfg.task == "rec" else "loss"
         value = result[key]
         better = state["best"] is None or (value > state["best"] if cfg.task == "rec" else value < state["best"])
