@@ -4,6 +4,7 @@
     mgr quantize img.safetensors -o img.ids.safetensors --levels 4 --codebook-size 128
     mgr quantize text.safetensors -o text.rk.safetensors --method rkmeans       # no training
     mgr quantize text.safetensors -o text.hc.safetensors --method hierarchical  # HC-indexer
+    mgr quantize text.safetensors -o letter.safetensors --method letter --collab sasrec.emb.safetensors
     mgr quantize --import letter.index.json --dataset beauty.jsonl --modality text -o letter.safetensors
     mgr quantize text.ids.safetensors --export text.index.json                  # LC-Rec JSON
 """
@@ -25,7 +26,7 @@ def quantize_cmd(
     ctx: typer.Context,
     source: Optional[Path] = typer.Argument(None, help="Embeddings artifact (or IDs with --export)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Semantic-ID artifact to write (.safetensors); a .ids.jsonl view goes beside it."),
-    method: str = typer.Option("rqvae", help="rqvae (TIGER), rkmeans (residual k-means, no training), or hierarchical (HC-indexer: recursive k-means)."),
+    method: str = typer.Option("rqvae", help="rqvae (TIGER), letter (RQ-VAE + LETTER's collaborative and diversity regularisers; needs --collab), rkmeans (residual k-means, no training), or hierarchical (HC-indexer: recursive k-means)."),
     levels: int = typer.Option(3, help="Code levels (before the uniqueness level)."),
     codebook_size: int = typer.Option(256, help="Codes per level."),
     latent_dim: int = typer.Option(32, help="RQ-VAE latent size."),
@@ -36,6 +37,10 @@ def quantize_cmd(
     batch_size: int = typer.Option(0, help="RQ-VAE batch size (0: n_items/16 within 128..1024)."),
     dedup: str = typer.Option("always", help="Append a level making IDs unique: always, auto (only on collisions), never."),
     seed: int = typer.Option(0, help="Random seed."),
+    collab: Optional[Path] = typer.Option(None, help="LETTER: collaborative item embeddings (an embeddings artifact, e.g. from `mgr sasrec embed`)."),
+    alpha: float = typer.Option(0.02, help="LETTER: weight of the collaborative contrastive loss."),
+    gamma: float = typer.Option(1e-4, help="LETTER: weight of the diversity loss (LETTER's beta)."),
+    clusters: int = typer.Option(10, help="LETTER: groups of codes per level for the diversity loss."),
     dataset: Optional[Path] = typer.Option(None, help="Dataset (default: the one the embeddings name)."),
     import_json: Optional[Path] = typer.Option(None, "--import", help="LC-Rec/LETTER/MQL4GRec JSON of IDs to import (needs --dataset, --modality)."),
     modality: Optional[str] = typer.Option(None, help="Modality of imported IDs (text, image, fused, ...)."),
@@ -43,7 +48,7 @@ def quantize_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the ID statistics as JSON on stdout."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
 ) -> None:
-    """Turn embeddings into semantic IDs (RQ-VAE or residual k-means), or import/export IDs."""
+    """Turn embeddings into semantic IDs (RQ-VAE, LETTER, residual or hierarchical k-means), or import/export IDs."""
     from mgr_cli.quantize.stage import QuantizeConfig, export_ids, import_ids, quantize
 
     if export_json is not None:
@@ -69,9 +74,10 @@ def quantize_cmd(
             raise MgrError(f"--hidden must be comma-separated integers, got {hidden!r}") from None
         cfg = QuantizeConfig(method=method, levels=levels, codebook_size=codebook_size,
                              latent_dim=latent_dim, hidden=dims, lr=lr, batch_size=batch_size,
-                             max_epochs=epochs, patience=patience, dedup=dedup, seed=seed)
-        header = quantize(source, out, cfg, dataset=dataset, command=command_line(ctx),
-                          force=force, log=log)
+                             max_epochs=epochs, patience=patience, dedup=dedup, seed=seed,
+                             alpha=alpha, gamma=gamma, clusters=clusters)
+        header = quantize(source, out, cfg, dataset=dataset, collab=collab,
+                          command=command_line(ctx), force=force, log=log)
     show(header["meta"], out)
     if json_out:
         print(json.dumps({"path": str(out), **header["meta"]}))

@@ -2,6 +2,7 @@
 
     mgr sasrec train beauty.dataset.jsonl -o runs/sasrec
     mgr sasrec evaluate runs/sasrec beauty.dataset.jsonl -o eval/sasrec
+    mgr sasrec embed runs/sasrec beauty.dataset.jsonl -o sasrec.emb.safetensors   # for LETTER
     torchrun --standalone --nproc_per_node=4 -m mgr_cli sasrec train beauty.dataset.jsonl -o runs/sasrec
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -59,6 +61,8 @@ def sasrec_evaluate(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for metrics.jsonl and predictions.jsonl."),
     split: str = typer.Option("test", help="test or valid."),
     top_k: int = typer.Option(20, help="Items kept per user."),
+    sample: Optional[int] = typer.Option(None, help="A seeded random sample of N users (as mgr evaluate --sample)."),
+    seed: int = typer.Option(0, help="Seed of --sample."),
     device: str = typer.Option("auto", help="auto, cpu, cuda."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
 ) -> None:
@@ -68,10 +72,27 @@ def sasrec_evaluate(
 
     if split not in ("test", "valid"):
         raise MgrError(f"--split must be test or valid, got {split!r}")
-    meta = evaluate_sasrec(run, dataset, out, split=split, k=top_k, device=device,
+    meta = evaluate_sasrec(run, dataset, out, split=split, k=top_k, device=device, sample=sample, seed=seed,
                            command=command_line(ctx), force=force)
     if meta is not None:
         m = meta["metrics"]
         console().print(f"{meta['users']} users, SASRec: " + ", ".join(
             f"{key} {m[key]:.4f}" for key in ("mrr", "ndcg@5", "ndcg@10", "hits@5", "hits@10")))
         print(json.dumps({"users": meta["users"], **m}))
+
+
+@app.command("embed")
+@handle_errors
+def sasrec_embed(
+    ctx: typer.Context,
+    run: Path = typer.Argument(..., help="Run folder from mgr sasrec train."),
+    dataset: Path = typer.Argument(..., help="The dataset it was trained on."),
+    out: Path = typer.Option(..., "--out", "-o", help="Embeddings artifact to write (.safetensors)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+) -> None:
+    """Write SASRec's item embeddings as an embeddings artifact (modality "collab"), the
+    collaborative side of `mgr quantize --method letter`."""
+    from mgr_cli.training.sasrec import export_item_embeddings
+
+    header = export_item_embeddings(run, dataset, out, command=command_line(ctx), force=force)
+    log(f"wrote {header['meta']['n_items']} x {header['meta']['dim']} SASRec item embeddings to {out}")

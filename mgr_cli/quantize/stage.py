@@ -1,5 +1,6 @@
-"""`quantize`: embeddings in, one semantic ID per item out (RQ-VAE or residual k-means),
-plus `--import`/`--export` of IDs made by other tokenizers."""
+"""`quantize`: embeddings in, one semantic ID per item out (RQ-VAE, LETTER, residual
+k-means or hierarchical k-means), plus `--import`/`--export` of IDs made by other
+tokenizers."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from mgr_cli.quantize import ids as sid
 from mgr_cli.quantize.kmeans import kmeans
 from mgr_cli.quantize.rqvae import RQVAEConfig, train_rqvae
 
-METHODS = ("rqvae", "rkmeans", "hierarchical")
+METHODS = ("rqvae", "letter", "rkmeans", "hierarchical")
 
 
 @dataclass
@@ -36,13 +37,19 @@ class QuantizeConfig:
     standardize: bool = True
     dedup: str = "always"
     seed: int = 0
+    # LETTER (method "letter"): weights of the collaborative and diversity regularisers
+    alpha: float = 0.02
+    gamma: float = 1e-4
+    clusters: int = 10
 
     def problems(self) -> list[str]:
         checks = [(self.method in METHODS, f"--method must be one of {', '.join(METHODS)}"),
                   (self.levels >= 1, "--levels must be at least 1"),
                   (self.codebook_size >= 2, "--codebook-size must be at least 2"),
                   (self.dedup in ("always", "auto", "never"), "--dedup must be always, auto or never"),
-                  (self.latent_dim >= 1, "--latent-dim must be at least 1")]
+                  (self.latent_dim >= 1, "--latent-dim must be at least 1"),
+                  (self.alpha >= 0 and self.gamma >= 0, "--alpha and --gamma must not be negative"),
+                  (self.clusters >= 2, "--clusters must be at least 2")]
         return [msg for ok, msg in checks if not ok]
 
 
@@ -100,19 +107,31 @@ def hierarchical_kmeans(x: torch.Tensor, levels: int, k: int, seed: int) -> tupl
     return codes, (sums / counts)[group]
 
 
-def _encode(x: np.ndarray, cfg: QuantizeConfig, log: Callable[[str], None]) -> tuple[np.ndarray, dict]:
+def _standardise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    mu, sd = x.mean(0), x.std(0).clamp_min(1e-8)
+    return (x - mu) / sd, mu, sd
+
+
+def _encode(x: np.ndarray, cfg: QuantizeConfig, log: Callable[[str], None],
+            collab: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     torch.manual_seed(cfg.seed)
     xt = torch.from_numpy(x).float()
-    mu, sd = xt.mean(0), xt.std(0).clamp_min(1e-8)
-    xs = (xt - mu) / sd if cfg.standardize else xt
+    xs, mu, sd = _standardise(xt)
+    if not cfg.standardize:
+        xs = xt
     info: dict = {}
-    if cfg.method == "rqvae":
+    if cfg.method in ("rqvae", "letter"):
+        letter = cfg.method == "letter"
         rq = RQVAEConfig(levels=cfg.levels, codebook_size=cfg.codebook_size,
                          latent_dim=cfg.latent_dim, hidden=list(cfg.hidden), beta=cfg.beta,
                          lr=cfg.lr, max_epochs=cfg.max_epochs,
                          batch_size=cfg.batch_size or min(1024, max(128, len(x) // 16)),
-                         patience=cfg.patience, seed=cfg.seed)
-        model, info = train_rqvae(xs, rq, log)
+                         patience=cfg.patience, seed=cfg.seed,
+                         letter_alpha=cfg.alpha if letter else 0.0,
+                         letter_gamma=cfg.gamma if letter else 0.0,
+                         letter_clusters=cfg.clusters)
+        cb = _standardise(torch.from_numpy(collab).float())[0] if letter else None
+        model, info = train_rqvae(xs, rq, log, collab=cb)
         codes, recon = model.encode(xs)
     elif cfg.method == "rkmeans":
         codes, recon = residual_kmeans(xs, cfg.levels, cfg.codebook_size, cfg.seed)
@@ -152,29 +171,45 @@ def _write(out: Path, codes: np.ndarray, sizes: list[int], meta: dict, ds, ds_pa
 
 
 def quantize(embeddings: Path | str, out: Path | str, cfg: QuantizeConfig, *,
-             dataset: Path | None = None, command: str = "python API", force: bool = False,
+             dataset: Path | None = None, collab: Path | str | None = None,
+             command: str = "python API", force: bool = False,
              log: Callable[[str], None] = lambda s: None) -> dict:
-    """Quantise an embeddings artifact into a semantic-ID artifact (and its JSONL view)."""
+    """Quantise an embeddings artifact into a semantic-ID artifact (and its JSONL view).
+    LETTER (`cfg.method == "letter"`) also needs `collab`: an embeddings artifact of
+    collaborative item vectors (e.g. `mgr sasrec embed`) of the same dataset."""
+    from mgr_cli.artifacts import require_agreement
     from mgr_cli.encoders.embed import load_embeddings
 
     if cfg.problems():
         raise MgrError("; ".join(cfg.problems()))
+    if (cfg.method == "letter") != (collab is not None):
+        raise MgrError("--method letter needs --collab (collaborative embeddings, e.g. from "
+                       "`mgr sasrec embed`); other methods take no --collab")
     out, embeddings = Path(out), Path(embeddings)
     check_output(out, force)
     check_output(view_path(out), force)
     x, eh = load_embeddings(embeddings)
+    inputs = [Input("embeddings", embeddings, eh)]
+    cx = None
+    if collab is not None:
+        cx, ch = load_embeddings(collab)
+        require_agreement([(embeddings, eh), (Path(collab), ch)], "item_ids_hash", "item order")
+        inputs.append(Input("collab", Path(collab), ch))
     ds_path = dataset_of(embeddings, eh, dataset)
     ds, _ = _dataset_items(ds_path, eh["meta"]["item_ids_hash"], embeddings)
     if len(x) < cfg.codebook_size:
         log(f"warning: {len(x)} items for {cfg.codebook_size} codes per level")
     log(f"quantizing {x.shape[0]} x {x.shape[1]} {eh['meta']['modality']} embeddings with "
         f"{cfg.method} ({cfg.levels} x {cfg.codebook_size})")
-    codes, info = _encode(x, cfg, log)
+    codes, info = _encode(x, cfg, log, collab=cx)
     codes, sizes, coll = _finish(codes, [cfg.codebook_size] * cfg.levels, cfg.dedup)
     meta = {"modality": eh["meta"]["modality"], "method": cfg.method, **coll, "training": info,
             "standin": eh["meta"].get("standin", False)}
-    return _write(out, codes, sizes, meta, ds, ds_path, [Input("embeddings", embeddings, eh)],
-                  Provenance(command, asdict(cfg)), force)
+    config = asdict(cfg)
+    if cfg.method != "letter":
+        for key in ("alpha", "gamma", "clusters"):
+            config.pop(key)
+    return _write(out, codes, sizes, meta, ds, ds_path, inputs, Provenance(command, config), force)
 
 
 def import_ids(json_path: Path | str, dataset: Path | str, out: Path | str, *, modality: str,

@@ -21,7 +21,7 @@ import torch
 from mgr_cli import distributed
 from mgr_cli.artifacts import Input, Provenance, check_output, read_header, write_jsonl
 from mgr_cli.data import Dataset, load_dataset
-from mgr_cli.decoding.evaluate import PartWriter, finish
+from mgr_cli.decoding.evaluate import PartWriter, finish, select_rows
 from mgr_cli.decoding.metrics import Mean, user_metrics, validation_rows
 from mgr_cli.errors import MgrError
 from mgr_cli.models.sasrec import SASRec, SASRecConfig
@@ -150,35 +150,64 @@ def train_sasrec(dataset: Path | str, out_dir: Path | str, cfg: SASRecTrainConfi
     return header
 
 
-def evaluate_sasrec(run_dir: Path | str, dataset: Path | str, out_dir: Path | str, *,
-                    split: str = "test", k: int = 20, device: str = "auto",
-                    command: str = "python API", force: bool = False) -> dict | None:
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
-    dist = distributed.from_env()
-    if dist.main:
-        for name in ("predictions.jsonl", "metrics.jsonl"):
-            check_output(out_dir / name, force)
+def _load_run(run_dir: Path, dataset: Path | str, device) -> tuple[SASRec, dict, Dataset, dict]:
     run = read_header(run_dir / "run.jsonl", "run")
     if run["meta"].get("task") != "sasrec":
         raise MgrError(f"{run_dir}: not a SASRec run (task {run['meta'].get('task')!r})")
     ds, dh = load_dataset(dataset)
     if dh["meta"]["item_ids_hash"] != run["meta"]["item_ids_hash"]:
         raise MgrError(f"{run_dir} was trained on another dataset than {dataset} (item order differs)")
-    dev = distributed.pick_device(device, dist)
-    dist = distributed.init(dev)
-    rows = list(range(len(ds.sequences)))
-    distributed.check_shardable(len(rows), dist, "users")
     from safetensors.torch import load_file
 
-    model = SASRec(len(ds.items), SASRecConfig(**run["meta"]["model_config"])).to(dev)
-    model.load_state_dict(load_file(run_dir / "model.safetensors", device=str(dev)))
+    model = SASRec(len(ds.items), SASRecConfig(**run["meta"]["model_config"])).to(device)
+    model.load_state_dict(load_file(run_dir / "model.safetensors", device=str(device)))
+    return model, run, ds, dh
+
+
+def export_item_embeddings(run_dir: Path | str, dataset: Path | str, out: Path | str, *,
+                           command: str = "python API", force: bool = False) -> dict:
+    """SASRec's item embedding table (padding row dropped, dataset item order) as an
+    embeddings artifact of modality "collab"."""
+    from mgr_cli.artifacts import write_tensors
+    from mgr_cli.encoders.embed import KIND
+
+    run_dir, out = Path(run_dir), Path(out)
+    check_output(out, force)
+    model, run, ds, dh = _load_run(run_dir, dataset, torch.device("cpu"))
+    emb = model.items.weight[1:].detach().float().numpy()
+    meta = {"modality": "collab", "dim": int(emb.shape[1]), "n_items": len(ds.items),
+            "dataset": ds.name, "item_ids_hash": dh["meta"]["item_ids_hash"],
+            "encoders": {"collab": {"name": "sasrec", "run": str(run_dir), "standin": False,
+                                    "best_epoch": run["meta"].get("best_epoch")}},
+            "normalized": False, "fusion": None, "standin": False, "blank_images": 0}
+    return write_tensors(out, KIND, {"embeddings": emb},
+                         provenance=Provenance(command, {"run": str(run_dir)}),
+                         inputs=[Input("run", run_dir / "run.jsonl", run),
+                                 Input("dataset", Path(dataset), dh)], meta=meta, force=force)
+
+
+def evaluate_sasrec(run_dir: Path | str, dataset: Path | str, out_dir: Path | str, *,
+                    split: str = "test", k: int = 20, device: str = "auto",
+                    sample: int | None = None, seed: int = 0,
+                    command: str = "python API", force: bool = False) -> dict | None:
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    dist = distributed.from_env()
+    if dist.main:
+        for name in ("predictions.jsonl", "metrics.jsonl"):
+            check_output(out_dir / name, force)
+    dev = distributed.pick_device(device, dist)
+    dist = distributed.init(dev)
+    model, run, ds, dh = _load_run(run_dir, dataset, dev)
+    rows = select_rows(len(ds.sequences), None, sample, seed)
+    distributed.check_shardable(len(rows), dist, "users")
     out_dir.mkdir(parents=True, exist_ok=True)
     mine = rows[dist.rank::dist.world]
     _, targets = histories(ds, split, mine)
     part = PartWriter(out_dir, dist.rank)
     for (r, items, sc), t in zip(rank_users(model, ds, split, mine, k, dev), targets):
         part.add(ds.user_ids[r], ds.items[t].id, [ds.items[i].id for i in items], sc)
-    config = {"split": split, "top_k": k, "world_size": dist.world}
+    config = {"split": split, "top_k": k, "sample": sample, "seed": seed if sample else None,
+              "world_size": dist.world}
     inputs = [Input("run", run_dir / "run.jsonl", run), Input("dataset", Path(dataset), dh)]
     return finish(out_dir, dist, part.close(), meta={"layout": "sasrec", "modalities": []},
                   config=config, inputs=inputs, command=command, force=force)

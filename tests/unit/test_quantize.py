@@ -165,3 +165,44 @@ def test_quantize_stage_hierarchical(tiny_dataset, tmp_path):
     h = quantize(emb, tmp_path / "hc.safetensors", QuantizeConfig(method="hierarchical", levels=2,
                                                                   codebook_size=2))
     assert h["meta"]["method"] == "hierarchical" and h["meta"]["collision_rate_after"] == 0
+
+
+def test_letter_collaborative_loss_pulls_ids_towards_collaborative_groups():
+    """Items with a strong content grouping (12 dims) and a weaker one (4 dims) that the
+    collaborative embeddings follow: plain RQ-VAE codes follow the content; LETTER's
+    collaborative loss moves them towards the collaborative groups."""
+    from sklearn.metrics import adjusted_mutual_info_score as ami
+
+    a, content = blobs(n=512, d=12, k=8, seed=0)
+    b, behaviour = blobs(n=512, d=4, k=8, seed=1)
+    x = torch.cat([a, b], 1)
+    x = (x - x.mean(0)) / x.std(0)
+    collab = torch.nn.functional.one_hot(behaviour, 8).float()
+    base = dict(levels=1, codebook_size=8, latent_dim=8, hidden=[32], batch_size=64,
+                max_epochs=30, patience=30, seed=0)
+    plain, _ = train_rqvae(x, RQVAEConfig(**base))
+    letter, info = train_rqvae(x, RQVAEConfig(**base, letter_alpha=10.0), collab=collab)
+    c_plain, c_letter = plain.encode(x)[0][:, 0], letter.encode(x)[0][:, 0]
+    assert ami(content, c_plain) > 0.8 and ami(behaviour, c_plain) < 0.1
+    assert ami(behaviour, c_letter) > ami(behaviour, c_plain) + 0.15
+    assert ami(content, c_letter) < ami(content, c_plain)
+    assert info["final_regularisers"]["collaborative"] > 0
+    with pytest.raises(ValueError, match="needs collaborative embeddings"):
+        train_rqvae(x, RQVAEConfig(**base, letter_alpha=1.0))
+
+
+def test_letter_diversity_loss_targets_another_code_of_the_same_group():
+    from mgr_cli.quantize.rqvae import RQVAE, diversity_loss
+
+    model = RQVAE(2, RQVAEConfig(levels=1, codebook_size=3, latent_dim=2, hidden=[4]))
+    model.codebooks.data[0] = torch.tensor([[0.0, 0.0], [1.0, 0.0], [10.0, 10.0]])
+    codes, res = torch.tensor([[0]]), [torch.tensor([[0.0, 0.0]])]
+    gen = torch.Generator().manual_seed(0)
+    near = diversity_loss(model, codes, res, torch.tensor([[0, 0, 1]]), gen)   # positive: code 1
+    far = diversity_loss(model, codes, res, torch.tensor([[0, 1, 0]]), gen)    # positive: code 2
+    assert near.item() < 1e-3 and far.item() == pytest.approx(199.0, rel=1e-4)
+    far.backward()  # the positive code moves towards the item, its own code does not move
+    grad = model.codebooks.grad[0]
+    assert torch.all(grad[2] > 0) and torch.equal(grad[0], torch.zeros(2))
+    alone = diversity_loss(model, codes, res, torch.tensor([[0, 1, 2]]), gen)  # no other code in its group
+    assert alone.item() == 0.0

@@ -58,3 +58,39 @@ def test_sasrec_torchrun_two_processes(tiny_dataset, tmp_path):
                         "-o", str(tmp_path / "run"), *FLAGS], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_sasrec_embed_feeds_letter(tiny_dataset, tmp_path):
+    from conftest import TINY_CLIP
+
+    from mgr_cli.artifacts import read_header
+    from mgr_cli.encoders.embed import EmbedConfig, embed
+
+    r = runner.invoke(app, ["sasrec", "train", str(tiny_dataset), "-o", str(tmp_path / "run"), *FLAGS])
+    assert r.exit_code == 0, r.output
+    collab = tmp_path / "collab.safetensors"
+    r = runner.invoke(app, ["sasrec", "embed", str(tmp_path / "run"), str(tiny_dataset), "-o", str(collab)])
+    assert r.exit_code == 0, r.output
+    h = read_header(collab)
+    ds, dh = load_dataset(tiny_dataset)
+    weights = load_file(tmp_path / "run" / "model.safetensors")["items.weight"]
+    from mgr_cli.encoders.embed import load_embeddings
+
+    emb, _ = load_embeddings(collab)
+    assert h["meta"]["modality"] == "collab" and h["meta"]["item_ids_hash"] == dh["meta"]["item_ids_hash"]
+    assert torch.equal(torch.from_numpy(emb), weights[1:])  # padding row dropped, item order kept
+    text = tmp_path / "text.safetensors"
+    embed(tiny_dataset, text, EmbedConfig(**TINY_CLIP, modality="text", workers=0))
+    flags = ["--levels", "2", "--codebook-size", "3", "--latent-dim", "4", "--hidden", "8",
+             "--epochs", "5", "--batch-size", "6", "--clusters", "2"]
+    r = runner.invoke(app, ["quantize", str(text), "-o", str(tmp_path / "l.safetensors"), "--method",
+                            "letter", "--collab", str(collab), *flags])
+    assert r.exit_code == 0, r.output
+    ids = read_header(tmp_path / "l.safetensors")
+    assert ids["meta"]["method"] == "letter" and [i["kind"] for i in ids["inputs"]] == ["embeddings", "embeddings"]
+    assert set(ids["meta"]["training"]["final_regularisers"]) == {"collaborative", "diversity"}
+    assert ids["config"]["alpha"] == 0.02
+    r = runner.invoke(app, ["quantize", str(text), "-o", str(tmp_path / "m.safetensors"), "--method",
+                            "letter", *flags])
+    assert r.exit_code == 1 and "--method letter needs --collab" in r.stderr
+    assert not (tmp_path / "m.safetensors").exists()
