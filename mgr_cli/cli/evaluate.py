@@ -30,6 +30,8 @@ def evaluate_cmd(
     batch_size: int = typer.Option(64, help="Users decoded together."),
     modalities: Optional[str] = typer.Option(None, help="Decode only these modalities' IDs (comma-separated)."),
     limit: Optional[int] = typer.Option(None, help="Only the first N users (smoke runs)."),
+    sample: Optional[int] = typer.Option(None, help="A seeded random sample of N users (the same users for every model of a dataset)."),
+    seed: int = typer.Option(0, help="Seed of --sample."),
     device: str = typer.Option("auto", help="auto, cpu, cuda."),
     precision: str = typer.Option("auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 (faster on CPUs with AMX; scores differ by ~1e-3)."),
     compare: Optional[Tuple[Path, Path]] = typer.Option(None, help="Two predictions files: their overlap (Table 2)."),
@@ -53,7 +55,7 @@ def evaluate_cmd(
         raise MgrError(f"--split must be test or valid, got {split!r}")
     mods = [m.strip() for m in modalities.split(",")] if modalities else None
     meta = evaluate(run, tokenized, out, split=split, beams=beams, k=top_k, batch_size=batch_size,
-                    modalities=mods, limit=limit, device=device, precision=precision,
+                    modalities=mods, limit=limit, sample=sample, seed=seed, device=device, precision=precision,
                     command=command_line(ctx),
                     force=force)
     if meta is not None:

@@ -16,7 +16,7 @@ import torch
 
 from mgr_cli import distributed
 from mgr_cli.artifacts import Input, Provenance, check_output, read_header, read_jsonl, write_jsonl
-from mgr_cli.decoding.metrics import Mean, user_metrics
+from mgr_cli.decoding.metrics import Mean, user_metrics, validation_rows
 from mgr_cli.decoding.rank import decode_sequences, rank_examples
 from mgr_cli.errors import MgrError
 from mgr_cli.tokens.stage import Tokenized
@@ -45,8 +45,8 @@ def _ids_of_dataset(tok: Tokenized) -> tuple[list[str], list[str]]:
 
 def evaluate(run_dir: Path | str, tokenized: Path | str, out_dir: Path | str, *, split: str = "test",
              beams: int = 20, k: int = 20, batch_size: int = 64, modalities: list[str] | None = None,
-             limit: int | None = None, device: str = "auto", precision: str = "auto",
-             command: str = "python API",
+             limit: int | None = None, sample: int | None = None, seed: int = 0,
+             device: str = "auto", precision: str = "auto", command: str = "python API",
              force: bool = False, log: Callable[[str], None] = lambda s: None) -> dict | None:
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     preds_path, metrics_path = out_dir / "predictions.jsonl", out_dir / "metrics.jsonl"
@@ -68,7 +68,7 @@ def evaluate(run_dir: Path | str, tokenized: Path | str, out_dir: Path | str, *,
     model, run = load_run_model(run_dir, tok, dev, precision)
     _, kept = decode_sequences(tok, modalities)
     n = len(tok.tensors[f"{split}_target"])
-    rows = list(range(n if limit is None else min(limit, n)))
+    rows = select_rows(n, limit, sample, seed)
     if not rows:
         raise MgrError(f"{tokenized}: the {split} split is empty")
     distributed.check_shardable(len(rows), dist, "users")
@@ -81,11 +81,23 @@ def evaluate(run_dir: Path | str, tokenized: Path | str, out_dir: Path | str, *,
                                           modalities=modalities):
         part.add(user_ids[users[r]], item_ids[targets[r]], [item_ids[i] for i in items], scores)
     config = {"split": split, "beams": beams, "top_k": k, "modalities": kept, "limit": limit,
-              "world_size": dist.world, "precision": precision}
+              "sample": sample, "seed": seed if sample else None, "world_size": dist.world, "precision": precision}
     inputs = [Input("run", run_dir / "run.jsonl", run), Input("tokenized", Path(tokenized), tok.header)]
     return finish(out_dir, dist, part.close(), meta={"layout": tok.header["meta"]["layout"]},
                   config=config, inputs=inputs, command=command, force=force)
 
+
+
+def select_rows(n: int, limit: int | None, sample: int | None, seed: int) -> list[int]:
+    """All n users, the first `limit`, or a seeded random `sample` of them (in row order;
+    the same seed gives the same users for every model of a dataset)."""
+    if limit is not None and sample is not None:
+        raise MgrError("give --limit or --sample, not both")
+    if sample is not None:
+        if sample < 1:
+            raise MgrError(f"--sample must be at least 1, got {sample}")
+        return validation_rows(n, sample, seed)
+    return list(range(n if limit is None else min(limit, n)))
 
 
 class PartWriter:

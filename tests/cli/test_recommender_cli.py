@@ -99,6 +99,15 @@ def test_evaluate_ranks_match_brute_force(tiny_dataset, ids, tmp_path):
             lp = torch.log_softmax(model(input_ids=src, labels=full).logits, -1)
         scores = lp.gather(-1, full[..., None]).squeeze(-1).sum(-1)
         assert p["items"] == [ds.items[i].id for i in scores.argsort(descending=True).tolist()]
+    # --sample: a seeded subset of the same users, with the same per-user results
+    r = mgr("evaluate", tmp_path / "run", tok, "-o", tmp_path / "ev3", "--sample", 3, "--seed", 1)
+    assert r.exit_code == 0, r.output
+    h, sub = read_jsonl(tmp_path / "ev3" / "predictions.jsonl")
+    by_user = {p["user"]: p["items"] for p in preds}
+    assert len(sub) == 3 and all(by_user[p["user"]] == p["items"] for p in sub)
+    assert h["meta"]["sample"] == 3 and h["meta"]["seed"] == 1
+    r = mgr("evaluate", tmp_path / "run", tok, "-o", tmp_path / "ev4", "--sample", 3, "--seed", 1, "--limit", 2)
+    assert r.exit_code == 1 and "give --limit or --sample, not both" in r.stderr
 
 
 def test_torchrun_two_processes_train_and_evaluate(tiny_dataset, ids, tmp_path):
