@@ -1,19 +1,20 @@
-# mgr: set-up, tests, the demo and (later) one target per table of the paper.
+# mgr: set-up, tests, the demo, and one target per table and figure of the paper.
 # `make help` lists the targets. Everything installs into $(VENV) on first use.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-MGR    := $(BIN)/mgr
+MGR    ?= $(BIN)/mgr
 DATA   ?= ../shared/data
 DEMO   ?= build/demo
 
 .DEFAULT_GOAL := help
-.PHONY: help install test demo clean
+.PHONY: help install test demo clean paper table1 table2 table3 table5 fig4 fig5 fig6
 
 help: ## Show this help.
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  PROFILE=small|paper|tiny (default small), DATA=$(DATA), CLIP_PRETRAINED=/local/ckpt"
 
 install: $(VENV)/.installed ## Create .venv with mgr, its test tools and the stand-in encoders.
 
@@ -32,3 +33,237 @@ demo: install ## The whole pipeline on the generated demo catalogue; prints a Ta
 
 clean: ## Remove build outputs (keeps .venv).
 	rm -rf build
+
+# ======================================================================================
+# The paper: `make table1 table2 table3 table5 fig4 fig5 fig6`, or `make paper` for all.
+# Each writes $(RESULTS)/<target>.md and .json (figures also a .png) from the stage
+# artifacts under $(PB)/<dataset>/, which are ordinary file targets: make re-runs only
+# what changed. Stage files per dataset (all made by mgr subcommands):
+#   dataset.jsonl, {text,image,fused,textlm}.emb.safetensors, <name>.ids.safetensors,
+#   <row>.tok.safetensors, <row>.run/, <row>.align/, <row>.eval/ (metrics + predictions)
+# ======================================================================================
+PROFILE ?= small
+RESULTS ?= results
+PB      ?= build/paper/$(PROFILE)
+MM_SETS   ?= hm movielens   # text + images: every table and figure
+ID_SETS   ?= instruments    # real per-modality IDs enter at tokenize: Tables 3, 5, Figure 5
+TEXT_SETS ?= beauty         # text only: the text rows of Table 5 and SASRec
+CLIP_MODEL      ?= ViT-B-32
+CLIP_PRETRAINED ?=
+TEXT_LM         ?= standin:minilm
+TEXT_LM_POOLING ?= cls
+PY ?= $(BIN)/python
+INSTALLED ?= $(VENV)/.installed  # empty: use MGR and PY as they are (the tests)
+
+ifeq ($(PROFILE),tiny)      # smoke runs on the demo catalogue (tests/cli/test_paper.py)
+  T5    := --layers 1 --decoder-layers 1 --d-model 16 --heads 2 --d-kv 8 --d-ff 32
+  FIT   := --steps 6 --batch-size 16 --warmup 2 --eval-every 3 --eval-users 8 --device cpu
+  ALIGN := --steps 4 --batch-size 16 --warmup 2 --eval-every 4 --eval-users 8 --device cpu
+  RQ    := --levels 2 --codebook-size 8 --latent-dim 4 --hidden 16 --epochs 3
+  SAS   := --epochs 2 --eval-every 1 --hidden 16 --layers 1 --device cpu
+  EVAL  := --beams 5 --device cpu
+  SAS_EVAL := --device cpu
+  MAIN_LEVELS := 2
+  MAIN_SIZE   := 8
+  SWEEP_LEVELS := 3
+  SWEEP_SIZES  := 4
+  ENC_DEFAULT := --clip-model mgr-tiny-clip --clip-pretrained none
+else ifeq ($(PROFILE),small) # 2 CPU cores, well under an hour per dataset
+  T5    := --layers 2 --decoder-layers 2 --d-model 64 --heads 4 --d-kv 16 --d-ff 256
+  FIT   := --steps 800 --batch-size 128 --lr 3e-3 --warmup 80 --eval-every 400 --eval-users 300
+  ALIGN := --steps 300 --batch-size 128 --lr 3e-3 --warmup 30 --eval-every 300 --eval-users 100
+  RQ    := --epochs 300
+  SAS   := --epochs 20 --eval-every 5
+  EVAL  := --sample 2000
+  SAS_EVAL := --sample 2000
+  MAIN_LEVELS := 3
+  MAIN_SIZE   := 256
+  SWEEP_LEVELS := 2 4
+  SWEEP_SIZES  := 64 128
+  ENC_DEFAULT := --text-model standin:minilm --image-model standin:efficientnet-lite0
+else ifeq ($(PROFILE),paper) # a GPU: TIGER's T5 size, the paper's steps, every user
+  T5    :=
+  FIT   := --steps 20000 --batch-size 256 --lr 1e-3 --warmup 1000 --eval-every 2000 --eval-users 2000
+  ALIGN := --steps 20000 --batch-size 256 --lr 1e-3 --warmup 1000 --eval-every 2000 --eval-users 2000
+  RQ    :=
+  SAS   := --epochs 200 --eval-every 5
+  EVAL  :=
+  SAS_EVAL :=
+  MAIN_LEVELS := 3
+  MAIN_SIZE   := 256
+  SWEEP_LEVELS := 2 4 5
+  SWEEP_SIZES  := 64 128 512
+  ENC_DEFAULT := --text-model standin:minilm --image-model standin:efficientnet-lite0
+else
+  $(error PROFILE must be tiny, small or paper, not '$(PROFILE)')
+endif
+BUDGET := T5 [$(strip $(T5))] train [$(strip $(FIT))] align [$(strip $(ALIGN))] rq-vae [$(strip $(RQ))] sasrec [$(strip $(SAS))] evaluate [$(strip $(EVAL))]
+
+ifneq ($(CLIP_PRETRAINED),)  # CLIP's two towers share a space: early fusion averages them
+  ENC    := --clip-model $(CLIP_MODEL) --clip-pretrained $(CLIP_PRETRAINED)
+  FUSION := mean
+else                         # the stand-ins (384-d text, 1280-d image) do not: concatenate
+  ENC    := $(ENC_DEFAULT)
+  FUSION := $(if $(filter tiny,$(PROFILE)),mean,concat)
+endif
+
+# Raw data per dataset: prepare format, folder, category field for Table 1.
+FMT_hm := hm
+RAW_hm := $(DATA)/hm
+FIELD_hm := product_type_name
+FMT_movielens := movielens
+RAW_movielens := $(DATA)/movielens-100k
+FIELD_movielens := genre
+FMT_instruments := lcrec
+RAW_instruments := $(DATA)/amazon2018-instruments
+TEXT_INDEX_instruments := $(RAW_instruments)/Instruments.index_lemb.json
+IMAGE_INDEX_instruments := $(RAW_instruments)/Instruments.index_vitemb.json
+FMT_beauty := amazon-p5
+RAW_beauty := $(DATA)/amazon2014/Beauty
+FMT_demo := generic            # the smoke-test catalogue, generated
+RAW_demo := $(PB)/demo-raw
+FIELD_demo := category
+FMT_demotext := generic
+RAW_demotext := $(PB)/demo-raw
+FMT_demoids := generic
+RAW_demoids := $(PB)/demo-raw
+TEXT_INDEX_demoids := $(PB)/demo/text.index.json
+IMAGE_INDEX_demoids := $(PB)/demo/image.index.json
+
+# One line naming the missing path, before anything runs.
+need = $(if $(wildcard $(1)),,$(error $(1) not found: the paper targets read ../shared/data; set DATA=/path/to/data))
+
+SWEEPS := $(addprefix L,$(SWEEP_LEVELS)) $(addprefix K,$(SWEEP_SIZES))
+MM_EVALS   := sasrec tiger-textlm tiger-text tiger-image letter hc mgr-ef mgr-lf mgr-lfpp+align
+ID_EVALS   := sasrec tiger-text tiger-image mgr-lf mgr-lfpp+align
+TEXT_EVALS := sasrec tiger-textlm tiger-text letter hc
+FIG5_EVALS := mgr-lf mgr-lfpp mgr-lf+align mgr-lfpp+align
+FIG6_EVALS := mgr-lfpp+align $(foreach t,$(SWEEPS),mgr-lfpp.$(t)+align)
+evals = $(foreach d,$(1),$(foreach e,$(2),$(PB)/$(d)/$(e).eval/metrics.jsonl))
+REPORT = $(PY) -m mgr_cli.reproduce $(basename $(notdir $@)) --build $(PB) --out $(RESULTS) --profile $(PROFILE) --budget "$(BUDGET)"
+
+# ---- the results
+paper: table1 table2 table3 table5 fig4 fig5 fig6 ## Every table and figure, then REPRODUCTION.md.
+	$(PY) -m mgr_cli.reproduce reproduction --out $(RESULTS) --reproduction $(if $(filter results,$(RESULTS)),REPRODUCTION.md,$(RESULTS)/REPRODUCTION.md)
+table1: $(RESULTS)/table1.md ## AMI of first-level IDs: Img vs Txt, Img vs MM, Txt vs MM.
+table2: $(RESULTS)/table2.md ## Identical predictions across image/text/fused-input models.
+table3: $(RESULTS)/table3.md ## MGR-LF Hits@5 decoding text only, image only, the full ID.
+table5: $(RESULTS)/table5.md ## Every method: MRR / NDCG@5 / Hits@5.
+fig4: $(RESULTS)/fig4.md     ## Contact sheets: first text ID vs first image ID.
+fig5: $(RESULTS)/fig5.md     ## LF++ ablation: neither, tokens only, alignment only, both.
+fig6: $(RESULTS)/fig6.md     ## MGR-LF++ vs ID length and codebook size.
+
+$(RESULTS)/table1.md: $(foreach d,$(MM_SETS),$(PB)/$(d)/table1.json)
+	$(REPORT) --sets "$(MM_SETS)"
+$(RESULTS)/fig4.md: $(foreach d,$(MM_SETS),$(PB)/$(d)/figure4.png)
+	$(REPORT) --sets "$(MM_SETS)"
+$(RESULTS)/table2.md: $(call evals,$(MM_SETS),tiger-image tiger-text mgr-ef)
+	$(REPORT) --sets "$(MM_SETS)"
+$(RESULTS)/table3.md: $(call evals,$(MM_SETS) $(ID_SETS),mgr-lf) \
+		$(foreach d,$(MM_SETS) $(ID_SETS),$(PB)/$(d)/mgr-lf.eval-text/metrics.jsonl $(PB)/$(d)/mgr-lf.eval-image/metrics.jsonl)
+	$(REPORT) --sets "$(MM_SETS) $(ID_SETS)"
+$(RESULTS)/table5.md: $(call evals,$(MM_SETS),$(MM_EVALS)) $(call evals,$(ID_SETS),$(ID_EVALS)) \
+		$(call evals,$(TEXT_SETS),$(TEXT_EVALS))
+	$(REPORT) --sets "$(MM_SETS) $(ID_SETS) $(TEXT_SETS)"
+$(RESULTS)/fig5.md: $(call evals,$(MM_SETS) $(ID_SETS),$(FIG5_EVALS))
+	$(REPORT) --sets "$(MM_SETS) $(ID_SETS)"
+$(RESULTS)/fig6.md: $(call evals,$(MM_SETS),$(FIG6_EVALS))
+	$(REPORT) --sets "$(MM_SETS)" --levels "$(SWEEP_LEVELS)" --sizes "$(SWEEP_SIZES)" \
+		--main-levels $(MAIN_LEVELS) --main-size $(MAIN_SIZE)
+
+# ---- stage 1: data, embeddings, semantic IDs
+$(PB)/%/dataset.jsonl: | $(INSTALLED)
+	$(call need,$(RAW_$*))
+	$(MGR) prepare $(FMT_$*) $(RAW_$*) -o $@ --name $* --force
+$(PB)/demo-raw/items.csv: | $(INSTALLED)
+	$(MGR) demo-data $(PB)/demo-raw --items 100 --users 60 --image-size 16 --force
+$(PB)/demo/dataset.jsonl $(PB)/demotext/dataset.jsonl $(PB)/demoids/dataset.jsonl: $(PB)/demo-raw/items.csv
+
+$(PB)/%/text.emb.safetensors: $(PB)/%/dataset.jsonl
+	$(MGR) embed $< -o $@ --modality text $(ENC) --force
+$(PB)/%/image.emb.safetensors: $(PB)/%/dataset.jsonl
+	$(MGR) embed $< -o $@ --modality image $(ENC) --force
+$(PB)/%/fused.emb.safetensors: $(PB)/%/text.emb.safetensors $(PB)/%/image.emb.safetensors
+	$(MGR) embed --modality fused --fusion $(FUSION) --from-text $< --from-image $(word 2,$^) -o $@ --force
+$(PB)/%/textlm.emb.safetensors: $(PB)/%/dataset.jsonl
+	$(MGR) embed $< -o $@ --modality text --text-model $(TEXT_LM) --pooling $(TEXT_LM_POOLING) --force
+
+$(PB)/%.ids.safetensors: $(PB)/%.emb.safetensors
+	$(MGR) quantize $< -o $@ $(RQ) --force
+$(PB)/%/hc.ids.safetensors: $(PB)/%/text.emb.safetensors
+	$(MGR) quantize $< -o $@ --method hierarchical $(RQ) --force
+$(PB)/%/letter.ids.safetensors: $(PB)/%/text.emb.safetensors $(PB)/%/sasrec.emb.safetensors
+	$(MGR) quantize $< -o $@ --method letter --collab $(word 2,$^) $(RQ) --force
+define sweep_ids
+$(PB)/%.$(1).ids.safetensors: $(PB)/%.emb.safetensors
+	$(MGR) quantize $$< -o $$@ $(RQ) $(2) --force
+endef
+$(foreach L,$(SWEEP_LEVELS),$(eval $(call sweep_ids,L$(L),--levels $(L))))
+$(foreach K,$(SWEEP_SIZES),$(eval $(call sweep_ids,K$(K),--codebook-size $(K))))
+
+# IDs made elsewhere (Instruments: MQL4GRec's image- and text-derived IDs)
+define imported_ids
+$(PB)/$(1)/text.ids.safetensors: $(PB)/$(1)/dataset.jsonl $(TEXT_INDEX_$(1))
+	$(MGR) quantize --import $(TEXT_INDEX_$(1)) --dataset $$< --modality text -o $$@ --force
+$(PB)/$(1)/image.ids.safetensors: $(PB)/$(1)/dataset.jsonl $(IMAGE_INDEX_$(1))
+	$(MGR) quantize --import $(IMAGE_INDEX_$(1)) --dataset $$< --modality image -o $$@ --force
+endef
+$(foreach d,$(ID_SETS),$(eval $(call imported_ids,$(d))))
+$(PB)/demo/%.index.json: $(PB)/demo/%.ids.safetensors
+	$(MGR) quantize $< --export $@ --force
+
+$(PB)/%/table1.json $(PB)/%/figure4.png: $(PB)/%/text.ids.safetensors $(PB)/%/image.ids.safetensors $(PB)/%/fused.ids.safetensors
+	$(MGR) analyze-ami --text $< --image $(word 2,$^) --fused $(word 3,$^) \
+		$(if $(FIELD_$*),--field $(FIELD_$*)) --format json --sheet $(PB)/$*/figure4.png --force > $(PB)/$*/table1.json.tmp
+	mv $(PB)/$*/table1.json.tmp $(PB)/$*/table1.json
+
+# ---- stage 2: tokenize, align, train, evaluate (one <row>.tok per layout and IDs)
+$(PB)/%/tiger-text.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/text.ids.safetensors
+	$(MGR) tokenize $^ -o $@ --layout tiger --force
+$(PB)/%/tiger-textlm.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/textlm.ids.safetensors
+	$(MGR) tokenize $^ -o $@ --layout tiger --force
+$(PB)/%/tiger-image.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/image.ids.safetensors
+	$(MGR) tokenize $^ -o $@ --layout tiger --force
+$(PB)/%/letter.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/letter.ids.safetensors
+	$(MGR) tokenize $^ -o $@ --layout tiger --force
+$(PB)/%/hc.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/hc.ids.safetensors
+	$(MGR) tokenize $^ -o $@ --layout tiger --force
+$(PB)/%/mgr-ef.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/fused.ids.safetensors
+	$(MGR) tokenize $^ -o $@ --layout ef --force
+$(PB)/%/mgr-lf.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/text.ids.safetensors $(PB)/%/image.ids.safetensors
+	$(MGR) tokenize $^ -o $@ --layout lf --force
+$(PB)/%/mgr-lfpp.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/text.ids.safetensors $(PB)/%/image.ids.safetensors
+	$(MGR) tokenize $^ -o $@ --layout lfpp --force
+define sweep_tok
+$(PB)/%/mgr-lfpp.$(1).tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/text.$(1).ids.safetensors $(PB)/%/image.$(1).ids.safetensors
+	$(MGR) tokenize $$^ -o $$@ --layout lfpp --force
+endef
+$(foreach t,$(SWEEPS),$(eval $(call sweep_tok,$(t))))
+
+# <row>.run: next-item training; <row>.align: alignment pre-training; <row>+align.run:
+# next-item training from the alignment checkpoint (the paper's staged recipe).
+$(PB)/%.align/run.jsonl: $(PB)/%.tok.safetensors
+	$(MGR) align $< -o $(@D) $(T5) $(ALIGN) --force
+$(PB)/%+align.run/run.jsonl: $(PB)/%.tok.safetensors $(PB)/%.align/run.jsonl
+	$(MGR) train $< -o $(@D) $(T5) $(FIT) --init $(dir $(word 2,$^)) --force
+$(PB)/%.run/run.jsonl: $(PB)/%.tok.safetensors
+	$(MGR) train $< -o $(@D) $(T5) $(FIT) --force
+$(PB)/%+align.eval/metrics.jsonl: $(PB)/%+align.run/run.jsonl $(PB)/%.tok.safetensors
+	$(MGR) evaluate $(<D) $(word 2,$^) -o $(@D) $(EVAL) --force
+$(PB)/%.eval/metrics.jsonl: $(PB)/%.run/run.jsonl $(PB)/%.tok.safetensors
+	$(MGR) evaluate $(<D) $(word 2,$^) -o $(@D) $(EVAL) --force
+$(PB)/%.eval-text/metrics.jsonl: $(PB)/%.run/run.jsonl $(PB)/%.tok.safetensors
+	$(MGR) evaluate $(<D) $(word 2,$^) -o $(@D) --modalities text $(EVAL) --force
+$(PB)/%.eval-image/metrics.jsonl: $(PB)/%.run/run.jsonl $(PB)/%.tok.safetensors
+	$(MGR) evaluate $(<D) $(word 2,$^) -o $(@D) --modalities image $(EVAL) --force
+
+# SASRec (and its item embeddings, LETTER's collaborative side)
+$(PB)/%/sasrec.run/run.jsonl: $(PB)/%/dataset.jsonl
+	$(MGR) sasrec train $< -o $(@D) $(SAS) --force
+$(PB)/%/sasrec.eval/metrics.jsonl: $(PB)/%/sasrec.run/run.jsonl $(PB)/%/dataset.jsonl
+	$(MGR) sasrec evaluate $(<D) $(word 2,$^) -o $(@D) $(SAS_EVAL) --force
+$(PB)/%/sasrec.emb.safetensors: $(PB)/%/sasrec.run/run.jsonl $(PB)/%/dataset.jsonl
+	$(MGR) sasrec embed $(<D) $(word 2,$^) -o $@ --force
+
+.SECONDARY:  # keep every stage artifact (make would delete "intermediate" ones)
+.DELETE_ON_ERROR:
