@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -199,8 +200,6 @@ def findings(target: str, data: dict) -> dict:
 # ---------------------------------------------------------------- context
 
 def machine() -> dict:
-    import os
-
     import torch
 
     info = {"platform": platform.platform(), "python": platform.python_version(),
@@ -244,6 +243,30 @@ def data_lines(build: Path, sets: list[str]) -> list[str]:
     return lines
 
 
+def encoder_lines(build: Path, sets: list[str]) -> list[str]:
+    """What embedded each dataset, read from its embeddings artifacts."""
+    lines = []
+    for ds in sets:
+        described = []
+        for name in ("text", "image", "textlm"):
+            path = build / ds / f"{name}.emb.safetensors"
+            if not path.exists():
+                continue
+            for modality, enc in read_header(path)["meta"]["encoders"].items():
+                what = enc.get("model", "?")
+                if enc.get("pretrained"):
+                    what += f" ({enc['pretrained']})"
+                if enc.get("pooling"):
+                    what += f", {enc['pooling']} pooling"
+                label = "text LM" if name == "textlm" else modality
+                described.append(f"{label}: {enc.get('family', '?')} {what}"
+                                 + (" [stand-in, NOT CLIP]" if enc.get("standin") else ""))
+        if not described:
+            described = ["no embedding step (semantic IDs imported or text only)"]
+        lines.append(f"- {ds}: " + "; ".join(described))
+    return lines
+
+
 def _artifacts(build: Path, ds: str, target: str) -> list[Path]:
     d = build / ds
     names = {"table1": ["table1.json"], "fig4": ["table1.json"],
@@ -269,10 +292,9 @@ def render(target: str, data: dict, build: Path, sets: list[str], profile: str, 
              "fig5": "Figure 5: LF++ ablation (special tokens, alignment pre-training)",
              "fig6": "Figure 6: MGR-LF++ vs semantic ID length and codebook size"}[target]
     lines = [f"# {title}", "",
-             f"Profile `{profile}` (budget: `{budget}`). Encoders: the offline stand-ins "
-             "(MiniLM text, EfficientNet-Lite0 image), NOT CLIP, unless the commands below "
-             "name a CLIP checkpoint. The paper's Amazon images are not available here; "
-             "datasets below.", ""]
+             f"Profile `{profile}`; budget and encoders at the end. Ours in **bold**; the "
+             "paper's rows are its Amazon Toys / Beauty / Sports numbers with CLIP "
+             "encoders (its images are not available here).", ""]
     if target in ("table1", "table2", "table3"):
         cols = {"table1": ["Img vs. Txt", "Img vs. Multimodal", "Txt vs. Multimodal"],
                 "table2": ["Img vs. Txt", "Img vs. Multimodal", "Txt vs. Multimodal"],
@@ -318,6 +340,8 @@ def render(target: str, data: dict, build: Path, sets: list[str], profile: str, 
             for claim, ok in f.items():
                 lines.append(f"- {ds}: {claim}: **{'holds' if ok else 'does not hold'}**")
     lines += ["", "## Data", ""] + data_lines(build, sets)
+    lines += ["", "## Encoders", ""] + encoder_lines(build, sets)
+    lines += ["", "## Budget", "", f"`PROFILE={profile}`: `{budget}`"]
     lines += ["", "## Machine", "", "```", json.dumps(machine(), indent=1), "```"]
     cmds = []
     for ds in sets:
@@ -333,23 +357,26 @@ def bar_chart(groups: dict[str, dict[str, float]], title: str, path: Path, metri
 
     colours = [(70, 110, 200), (230, 140, 40), (90, 170, 90), (200, 60, 60), (140, 100, 180),
                (120, 120, 120)]
-    names = list(next(iter(groups.values())).keys()) if groups else []
-    w_bar, gap, h = 36, 40, 260
-    width = max(420, len(groups) * (len(names) * w_bar + gap) + 80)
+    shared = len({tuple(g) for g in groups.values()}) == 1  # one legend, else a label per bar
+    names = list(next(iter(groups.values())).keys()) if shared and groups else []
+    w_bar, gap, h = 40, 40, 260
+    width = max(420, sum(len(g) * w_bar + gap for g in groups.values()) + 80)
     img = Image.new("RGB", (width, h + 60 + 18 * len(names)), "white")
     d = ImageDraw.Draw(img)
     d.text((10, 8), f"{title} ({metric})", fill="black")
     top = max([v for g in groups.values() for v in g.values()] + [1e-9])
     x = 50
     for ds, vals in groups.items():
-        for i, name in enumerate(names):
-            v = vals.get(name, 0.0)
-            bh = int((h - 40) * v / top)
-            d.rectangle([x + i * w_bar, 30 + h - 40 - bh, x + (i + 1) * w_bar - 6, 30 + h - 40],
+        for i, (name, v) in enumerate(vals.items()):
+            bh = int((h - 60) * v / top)
+            base = 30 + h - 60
+            d.rectangle([x + i * w_bar, base - bh, x + (i + 1) * w_bar - 6, base],
                         fill=colours[i % len(colours)])
-            d.text((x + i * w_bar, 30 + h - 52 - bh), f"{v:.3f}", fill="black")
-        d.text((x, 30 + h - 32), ds, fill="black")
-        x += len(names) * w_bar + gap
+            d.text((x + i * w_bar, base - 12 - bh), f"{v:.3f}", fill="black")
+            if not shared:
+                d.text((x + i * w_bar, base + 4), name, fill="black")
+        d.text((x, 30 + h - 36), ds, fill="black")
+        x += len(vals) * w_bar + gap
     for i, name in enumerate(names):
         y = h + 20 + 18 * i
         d.rectangle([10, y, 22, y + 12], fill=colours[i % len(colours)])
@@ -416,8 +443,10 @@ def reproduction(results: Path, out: Path) -> None:
         rec = json.loads(path.read_text())
         parts.append(f"## {target} (profile `{rec['profile']}`; datasets: {', '.join(rec['datasets'])})\n")
         md = (results / f"{target}.md").read_text().split("\n## Data")[0]
-        parts.append("\n".join(md.splitlines()[2:]).strip() + f"\n\nDetails, data and commands: "
-                     f"[{target}.md]({results.name}/{target}.md)\n")
+        body = "\n".join(md.splitlines()[4:]).strip().replace("## The paper's findings", "### The paper's findings")
+        link = os.path.relpath(results / f"{target}.md", out.parent)
+        parts.append(f"{body}\n\nBudget: `{rec['budget']}`. Data, encoders, machine and commands: "
+                     f"[{link}]({link})\n")
     parts.append(REPRO_DIFFERENCES)
     out.write_text("\n".join(parts))
 
