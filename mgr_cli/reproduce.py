@@ -435,6 +435,16 @@ def build_target(target: str, build: Path, sets: list[str], out: Path, profile: 
 def reproduction(results: Path, out: Path) -> None:
     """REPRODUCTION.md: every target's numbers next to the paper's and the findings."""
     parts = [REPRO_HEAD]
+    glance = []
+    for target in TARGETS:
+        path = results / f"{target}.json"
+        if path.exists():
+            for ds, found in json.loads(path.read_text()).get("findings", {}).items():
+                glance += [f"| {target} | {claim} | {ds} | {'holds' if ok else '**does not hold**'} |"
+                           for claim, ok in found.items()]
+    if glance:
+        parts.append("## The paper's findings at a glance\n\n| target | finding | dataset | on our data |\n"
+                     "|---|---|---|---|\n" + "\n".join(glance) + "\n")
     for target in TARGETS:
         path = results / f"{target}.json"
         if not path.exists():
@@ -478,6 +488,9 @@ REPRO_DIFFERENCES = """## Known differences
   evaluates a seeded random sample of test users (the same users for every method of a
   dataset) so that each dataset finishes in well under an hour on 2 CPU cores. The
   `paper` profile uses TIGER's model size, the paper's step counts and every user.
+- **Noise.** Every number is one run (one seed). On a sample of n users a Hits@5 of p
+  has a standard error of sqrt(p(1-p)/n): about 0.003 for p = 0.02 and n = 2,000, so a
+  "holds" or "does not hold" decided by a smaller margin is within noise.
 - **Metrics.** NDCG is NDCG@5 (the paper does not name its cut-off); Table 2's
   "identical predictions" is the share of users whose top-1 item agrees.
 """
