@@ -167,8 +167,10 @@ def findings(target: str, data: dict) -> dict:
     out = {}
     for ds, d in data.items():
         if target == "table1":
-            out[ds] = {"text dominates early fusion (Txt-vs-MM > Img-vs-MM)":
-                       d["Txt vs. Multimodal"] > d["Img vs. Multimodal"]}
+            t, i = d["Txt vs. Multimodal"], d["Img vs. Multimodal"]
+            out[ds] = {"text dominates early fusion (Txt-vs-MM > Img-vs-MM)": t > i,
+                       "one modality dominates early fusion (one MM AMI >= 1.5x the other)":
+                       max(t, i) >= 1.5 * max(min(t, i), 1e-9)}
         elif target == "table2":
             out[ds] = {"EF predictions closest to the text model (Txt-vs-MM highest)":
                        d["Txt vs. Multimodal"] >= max(d.values())}
