@@ -21,8 +21,11 @@ def make(*args, cwd=REPO, check=True):
     bin_dir = Path(sys.executable).parent
     cmd = ["make", "--no-print-directory", f"MGR={bin_dir / 'mgr'}", f"PY={sys.executable}",
            "INSTALLED=", *args]
+    # a clean make: `make test` runs us with its own MAKEFLAGS (jobserver, -j), not ours
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
     r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=1200,
-                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                       env={**env, "PYTHONUNBUFFERED": "1"})
     if check:
         assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
     return r
