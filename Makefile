@@ -266,5 +266,9 @@ $(PB)/%/sasrec.eval/metrics.jsonl: $(PB)/%/sasrec.run/run.jsonl $(PB)/%/dataset.
 $(PB)/%/sasrec.emb.safetensors: $(PB)/%/sasrec.run/run.jsonl $(PB)/%/dataset.jsonl
 	$(MGR) sasrec embed $(<D) $(word 2,$^) -o $@ --force
 
-.SECONDARY:  # keep every stage artifact (make would delete "intermediate" ones)
+# Keep every stage artifact (make deletes intermediate files by default). Not
+# `.SECONDARY:` without prerequisites: that makes every target intermediate, and make
+# then skips missing ones (a newly added dataset would never be built).
+.PRECIOUS: $(PB)/%.safetensors $(PB)/%.json $(PB)/%.png $(PB)/%/run.jsonl \
+	$(PB)/%/metrics.jsonl $(PB)/%/items.csv
 .DELETE_ON_ERROR:

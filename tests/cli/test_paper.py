@@ -72,6 +72,12 @@ def test_make_reruns_only_what_changed(paper):
     plan = make("-n", *[f"{tmp / 'results'}/{t}.md" for t in TARGETS], *args).stdout
     assert "tiger-image.tok" in plan and "table1" in plan
     assert "tiger-text.tok" not in plan and "sasrec train" not in plan
+    # a missing stage output (a new dataset, a deleted run) is built again
+    import shutil
+
+    shutil.rmtree(tmp / "build" / "demo" / "hc.eval")
+    plan = make("-n", f"{tmp / 'results'}/table5.md", *args).stdout
+    assert "hc.eval" in plan and "mgr evaluate" in plan
 
 
 def test_missing_data_is_one_line(tmp_path):
