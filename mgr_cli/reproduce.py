@@ -469,6 +469,9 @@ def reproduction(results: Path, out: Path) -> None:
     if glance:
         parts.append("## The paper's findings at a glance\n\n| target | finding | dataset | on our data |\n"
                      "|---|---|---|---|\n" + "\n".join(glance) + "\n")
+    notes = results / "notes.md"  # hand-written reading of the results, if any
+    if notes.exists():
+        parts.append(notes.read_text().strip() + "\n")
     for target in TARGETS:
         path = results / f"{target}.json"
         if not path.exists():
