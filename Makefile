@@ -266,9 +266,18 @@ $(PB)/%/sasrec.eval/metrics.jsonl: $(PB)/%/sasrec.run/run.jsonl $(PB)/%/dataset.
 $(PB)/%/sasrec.emb.safetensors: $(PB)/%/sasrec.run/run.jsonl $(PB)/%/dataset.jsonl
 	$(MGR) sasrec embed $(<D) $(word 2,$^) -o $@ --force
 
-# Keep every stage artifact (make deletes intermediate files by default). Not
-# `.SECONDARY:` without prerequisites: that makes every target intermediate, and make
-# then skips missing ones (a newly added dataset would never be built).
-.PRECIOUS: $(PB)/%.safetensors $(PB)/%.json $(PB)/%.png $(PB)/%/run.jsonl \
-	$(PB)/%/metrics.jsonl $(PB)/%/items.csv
+# Keep every stage artifact: make deletes the files its pattern rules make in passing
+# unless the rule's target pattern is listed here. (Not `.SECONDARY:` without
+# prerequisites: that makes every target intermediate, and make then skips missing
+# ones, so a dataset added to an up-to-date table would never be built.)
+.PRECIOUS: $(PB)/%/dataset.jsonl $(PB)/%/text.emb.safetensors $(PB)/%/image.emb.safetensors \
+	$(PB)/%/fused.emb.safetensors $(PB)/%/textlm.emb.safetensors $(PB)/%.ids.safetensors \
+	$(PB)/%/hc.ids.safetensors $(PB)/%/letter.ids.safetensors \
+	$(foreach t,$(SWEEPS),$(PB)/%.$(t).ids.safetensors $(PB)/%/mgr-lfpp.$(t).tok.safetensors) \
+	$(PB)/demo/%.index.json $(PB)/%/table1.json $(PB)/%/figure4.png \
+	$(foreach r,tiger-text tiger-textlm tiger-image letter hc mgr-ef mgr-lf mgr-lfpp,$(PB)/%/$(r).tok.safetensors) \
+	$(PB)/%.align/run.jsonl $(PB)/%+align.run/run.jsonl $(PB)/%.run/run.jsonl \
+	$(PB)/%+align.eval/metrics.jsonl $(PB)/%.eval/metrics.jsonl $(PB)/%.eval-text/metrics.jsonl \
+	$(PB)/%.eval-image/metrics.jsonl $(PB)/%/sasrec.run/run.jsonl $(PB)/%/sasrec.eval/metrics.jsonl \
+	$(PB)/%/sasrec.emb.safetensors
 .DELETE_ON_ERROR:
