@@ -482,6 +482,8 @@ def reproduction(results: Path, out: Path) -> None:
         md = (results / f"{target}.md").read_text().split("\n## Data")[0]
         body = "\n".join(md.splitlines()[4:]).strip().replace("## The paper's findings", "### The paper's findings")
         link = os.path.relpath(results / f"{target}.md", out.parent)
+        png = os.path.relpath(results / f"{target}.png", out.parent)
+        body = body.replace(f"]({target}.png)", f"]({png})")
         parts.append(f"{body}\n\nBudget: `{rec['budget']}`. Data, encoders, machine and commands: "
                      f"[{link}]({link})\n")
     parts.append(REPRO_DIFFERENCES)
