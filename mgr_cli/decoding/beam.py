@@ -68,13 +68,13 @@ def beam_search(decoder: T5Decoder, tree: PrefixTree, input_ids: torch.Tensor,
     A leaf id of -1 marks an empty beam (fewer valid sequences than beams)."""
     users = input_ids.shape[0]
     device = input_ids.device
-    cross, enc_bias = decoder.encode(input_ids, attention_mask)
-    cache = decoder.new_cache(users, beams, tree.depth + 1, cross[0][0])
+    cross = decoder.encode(input_ids, attention_mask)
+    cache = decoder.new_cache(users, beams, tree.depth + 1, cross[0].bias)
     tokens = torch.full((users, 1), PAD, dtype=torch.long, device=device)
     prefix = torch.zeros((users, 1), dtype=torch.long, device=device)
     score = torch.zeros((users, 1), device=device)
     for t in range(tree.depth):
-        logp = decoder.step(tokens, t, cache, cross, enc_bias)  # [U, k, V]
+        logp = decoder.step(tokens, t, cache, cross)  # [U, k, V]
         ctok = tree.child_tokens[t][prefix]  # [U, k, C]
         valid = ctok >= 0
         cand = score[..., None] + logp.gather(-1, ctok.clamp_min(0))
@@ -88,7 +88,7 @@ def beam_search(decoder: T5Decoder, tree: PrefixTree, input_ids: torch.Tensor,
         cache.reorder(parent)
         dead = torch.isinf(score)
         tokens = tokens.masked_fill(dead, PAD)
-    logp = decoder.step(tokens, tree.depth, cache, cross, enc_bias)
+    logp = decoder.step(tokens, tree.depth, cache, cross)
     score = score + logp[..., EOS]
     score, order = score.sort(dim=1, descending=True)
     prefix = prefix.gather(1, order)

@@ -1,17 +1,19 @@
 """One decoder step of a transformers T5 model for beam search, without copies.
 
-The encoder runs once per user; each layer's cross-attention keys and values are
-computed once from it, [users, heads, source, d_kv], and every beam of a user attends
-to them by broadcasting, so the encoder output is never repeated per beam. The
-self-attention cache (`BeamCache`) is never copied when beams are re-ranked: only small
-ancestor tables change. Layer norms, feed-forward blocks, the embedding
-and the LM head are the model's own modules; `tests` check the logits against the
-model's forward pass.
-"""
+The encoder runs once per user, on the real tokens only (packed; attention padded); each
+layer's cross-attention keys and values are computed once from it, and every beam of a
+user attends to them by broadcasting, so the encoder output is never repeated per beam.
+The self-attention cache (`BeamCache`) is never copied when beams are re-ranked: only
+small ancestor tables change, and each step turns them into one additive mask (shared by
+every layer) under which a beam attends only to the slots of its own ancestors. The
+weights are the model's own (the self-attention's q, k and v in one matmul); residual
+additions happen in place, inside the output matmuls (addmm_). `tests` check the
+logits against the model's forward pass, for TIGER's T5 and a gated T5 v1.1."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 class T5Decoder:
@@ -29,87 +31,172 @@ class T5Decoder:
         rel = self.blocks[0].layer[0].SelfAttention
         with torch.no_grad():  # [heads, query position, key position]
             self.position_bias = rel.compute_bias(max_steps, max_steps)[0]
+            self.qkv = [self._qkv(b) for b in self.blocks]
+            self.enc_qkv = [self._qkv(b) for b in model.get_encoder().block]
+
+    @staticmethod
+    def _qkv(block) -> torch.Tensor:  # the self-attention's q, k, v projections as one
+        att = block.layer[0].SelfAttention
+        return torch.cat([att.q.weight, att.k.weight, att.v.weight])
+
+    @staticmethod
+    def _norm(x: torch.Tensor, ln) -> torch.Tensor:  # T5LayerNorm: RMS, no mean, no bias
+        return F.rms_norm(x, (x.shape[-1],), ln.weight, ln.variance_epsilon)
 
     @torch.inference_mode()
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        enc = self.model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
-        h = enc.last_hidden_state
-        b, s, _ = h.shape
-        cross = []
-        for block in self.blocks:
-            att = block.layer[1].EncDecAttention
-            # laid out once for the per-step matmuls: keys [b, h, d, s], values [b, h, s, d]
-            k = att.k(h).view(b, s, self.heads, self.d_kv).permute(0, 2, 3, 1).contiguous()
-            v = att.v(h).view(b, s, self.heads, self.d_kv).transpose(1, 2).contiguous()
-            cross.append((k, v))
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list["CrossAttention"]:
+        """Per decoder layer, the cross-attention to each user's encoder output."""
+        b, s = input_ids.shape
+        h, rows = self._encoder(input_ids, attention_mask)
         bias = torch.zeros(b, 1, 1, s, dtype=h.dtype, device=h.device)
-        bias.masked_fill_(~attention_mask.bool()[:, None, None, :], torch.finfo(h.dtype).min)
-        return cross, bias
+        bias.masked_fill_(~attention_mask.bool()[:, None, None, :], float("-inf"))
+        padded = h.new_zeros(b * s, self.heads * self.d_kv)  # reused: the padding rows stay 0
+        return [CrossAttention(block.layer[1].EncDecAttention, h, rows, padded, bias, self.heads, self.d_kv)
+                for block in self.blocks]
+
+    def _encoder(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """The encoder's last hidden state for the real tokens only, packed [tokens,
+        d_model], and their rows in the padded [users * source] layout. Projections and
+        feed-forward blocks skip the padding (a quarter of the rows of a 64-user batch);
+        attention runs padded, with the padding mask and the relative position bias added
+        once for every layer. The model's own weights; q, k and v in one matmul."""
+        enc = self.model.get_encoder()
+        b, s = input_ids.shape
+        rows = attention_mask.reshape(-1).nonzero().squeeze(1)
+        user, pos = rows // s, rows % s
+        h = enc.embed_tokens(input_ids.reshape(-1)[rows])
+        bias = enc.block[0].layer[0].SelfAttention.compute_bias(s, s).to(h.dtype)  # [1, heads, s, s]
+        bias = bias.masked_fill(~attention_mask.bool()[:, None, None, :], float("-inf"))
+        inner = self.heads * self.d_kv
+        qkv = h.new_zeros(b * s, 3 * inner)  # padded; the padding rows stay 0 in every layer
+        for layer, block in enumerate(enc.block):
+            sa, ff = block.layer[0], block.layer[-1]
+            qkv.index_put_((rows,), F.linear(self._norm(h, sa.layer_norm), self.enc_qkv[layer]))
+            q, k, v = qkv.view(b, s, 3, self.heads, self.d_kv).permute(2, 0, 3, 1, 4)
+            out = _attend(q, k, v, bias).transpose(1, 2)[user, pos]  # [tokens, heads, d_kv]
+            h.addmm_(out.view(-1, inner), sa.SelfAttention.o.weight.T)
+            _feed_forward(ff.DenseReluDense, self._norm(h, ff.layer_norm), h)
+        return self._norm(h, enc.final_layer_norm), rows
 
     def new_cache(self, users: int, beams: int, steps: int, like: torch.Tensor) -> "BeamCache":
         return BeamCache(len(self.blocks), users, beams, steps, self.heads, self.d_kv, like)
 
     @torch.inference_mode()
-    def step(self, tokens: torch.Tensor, t: int, cache: "BeamCache", cross, enc_bias) -> torch.Tensor:
+    def step(self, tokens: torch.Tensor, t: int, cache: "BeamCache", cross) -> torch.Tensor:
         """Log-probabilities [users, beams, vocab] of the token after `tokens` (position t)."""
         b, k = tokens.shape
         h = self.embed(tokens)
-        bias_t = self.position_bias[:, t, : t + 1]  # [heads, t+1]
+        self_bias = cache.mask(t, k, self.position_bias[:, t, : t + 1])  # [b, heads, k, slots]
+        inner = self.heads * self.d_kv
+        h2 = h.view(b * k, -1)  # the residual stream; each block adds to it in place
         for layer, block in enumerate(self.blocks):
-            sa = block.layer[0]
-            att = sa.SelfAttention
-            x = sa.layer_norm(h)
-            q = att.q(x).view(b, k, self.heads, self.d_kv).transpose(1, 2)  # [b, h, k, d]
-            out = cache.attend(layer, t, q, att.k(x).view(b, k, self.heads, self.d_kv),
-                               att.v(x).view(b, k, self.heads, self.d_kv), bias_t)
-            h = h + att.o(out.transpose(1, 2).reshape(b, k, -1))
-            ca = block.layer[1]
-            att = ca.EncDecAttention
-            q = att.q(ca.layer_norm(h)).view(b, k, self.heads, self.d_kv).transpose(1, 2)
-            xk, xv = cross[layer]
-            scores = torch.matmul(q, xk) + enc_bias  # [b, h, k, s]: beams share the keys
-            w = torch.softmax(scores.float(), dim=-1).to(q.dtype)
-            out = torch.matmul(w, xv).transpose(1, 2)  # [b, k, h, d]
-            h = h + att.o(out.reshape(b, k, -1))
-            h = block.layer[2](h)
-        h = self.final_norm(h) * self.out_scale
+            sa, ca = block.layer[0], block.layer[1]
+            qkv = F.linear(self._norm(h, sa.layer_norm), self.qkv[layer])
+            q, kk, v = qkv.view(b, k, 3, self.heads, self.d_kv).unbind(2)
+            keys, values = cache.store(layer, t, kk, v)
+            out = _attend(q.transpose(1, 2), keys, values, self_bias)
+            h2.addmm_(out.transpose(1, 2).reshape(b * k, inner), sa.SelfAttention.o.weight.T)
+            cross[layer].add_to(h2, self._norm(h, ca.layer_norm))
+            ff = block.layer[2]
+            _feed_forward(ff.DenseReluDense, self._norm(h2, ff.layer_norm), h2)
+        h = self._norm(h, self.final_norm) * self.out_scale
         return torch.log_softmax(self.lm_head(h).float(), dim=-1)
+
+
+class CrossAttention:
+    """One decoder layer's attention from every beam of a user to that user's encoder
+    output: keys [b, heads, d_kv, s] and values [b, heads, s, d_kv] computed once per
+    batch, which every beam reads by broadcasting (the encoder output is never repeated
+    per beam). Folding the query and output projections into the keys and values (one
+    [beams, d_model] x [d_model, heads*s] matmul per user) was measured and is slower on
+    the CPU: these matmuls are bound by reading the keys, and folding doubles them.
+    """
+
+    def __init__(self, att, h: torch.Tensor, rows: torch.Tensor, padded: torch.Tensor,
+                 bias: torch.Tensor, heads: int, d_kv: int):
+        """h: the encoder's states of the real tokens [tokens, d_model], at `rows` of the
+        padded layout; padded: a zero [b * s, heads * d_kv] work buffer whose other rows
+        stay zero (padding keys: the bias masks them); bias [b, 1, 1, s]."""
+        self.att, self.heads, self.d_kv = att, heads, d_kv
+        self.bias = bias  # 0, or -inf on padding
+        b, s = bias.shape[0], bias.shape[-1]
+        self.k = padded.index_put_((rows,), att.k(h)).view(b, s, heads, d_kv).permute(0, 2, 3, 1).contiguous()
+        self.v = padded.index_put_((rows,), att.v(h)).view(b, s, heads, d_kv).transpose(1, 2).contiguous()
+
+    def add_to(self, h: torch.Tensor, x: torch.Tensor) -> None:
+        """Add the attention block's output (after the output projection) to the residual
+        stream h [b * beams, d_model] in place; x: the layer-normed states [b, beams, d_model]."""
+        b, k, _ = x.shape
+        q = self.att.q(x).view(b, k, self.heads, self.d_kv).transpose(1, 2)
+        scores = torch.matmul(q, self.k).add_(self.bias)  # [b, h, k, s]: beams share the keys
+        out = torch.matmul(torch.softmax(scores.float(), dim=-1).to(x.dtype), self.v)
+        h.addmm_(out.transpose(1, 2).reshape(b * k, self.heads * self.d_kv), self.att.o.weight.T)
+
+
+def _feed_forward(ff, x: torch.Tensor, h: torch.Tensor) -> None:
+    """h += T5's feed-forward block of x, in place; the plain ReLU block (TIGER's) with one
+    temporary, the hidden layer, which the ReLU overwrites."""
+    if type(ff).__name__ == "T5DenseActDense" and isinstance(ff.act, torch.nn.ReLU) \
+            and ff.wi.bias is None and ff.wo.bias is None:
+        h.addmm_(F.linear(x, ff.wi.weight).relu_(), ff.wo.weight.T)
+    else:  # gated (T5 v1.1) and other activations: the module itself
+        h.add_(ff(x).view_as(h))
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """T5 attention (no 1/sqrt(d) scale) of q [b, h, n, d] over k, v [b, h, s, d] with an
+    additive bias [b, h, n, s]; the bias enters the score matmul (baddbmm), which on the
+    CPU beats both a separate add and the fused SDPA kernel at these sizes."""
+    b, h, n, d = q.shape
+    s = k.shape[2]
+    scores = torch.baddbmm(bias.reshape(b * h, n, s), q.reshape(b * h, n, d), k.reshape(b * h, s, d).transpose(1, 2))
+    w = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+    return torch.bmm(w, v.reshape(b * h, s, d)).view(b, h, n, d)
 
 
 class BeamCache:
     """Self-attention keys/values per position, never copied when beams are re-ranked.
 
-    Position tau holds what the beams alive at step tau produced (keys as [users, heads,
-    d_kv, slots], values as [users, heads, slots, d_kv]); `ancestor[tau]` says, for each
-    current beam, which slot it descends from. Re-ranking only updates these small index
-    tables. Attention scores each beam's query against every slot of a position with
-    small batched matmuls and then picks its ancestor's score, which costs less than
-    gathering every beam's history of keys and values at every step.
+    Position tau's slots tau*beams ... tau*beams + beams - 1 hold what the beams alive at
+    step tau produced ([users, heads, slots, d_kv] per layer); `ancestor[tau]` says, for
+    each current beam, which slot of position tau it descends from. Re-ranking only
+    updates these small index tables; `mask` turns them into an additive attention mask
+    (the relative position bias on a beam's ancestors, -inf elsewhere), so attention runs
+    over every slot with two batched matmuls per layer instead of gathering each beam's history.
     """
 
     def __init__(self, layers: int, users: int, beams: int, steps: int, heads: int, d_kv: int,
                  like: torch.Tensor):
-        self.keys = [like.new_zeros((steps, users, heads, d_kv, beams)) for _ in range(layers)]
-        self.values = [like.new_zeros((steps, users, heads, beams, d_kv)) for _ in range(layers)]
+        # not zeroed here: `store` zeroes the slots a step leaves empty (masked, but 0 * NaN)
+        self.keys = [like.new_empty((users, heads, steps * beams, d_kv)) for _ in range(layers)]
+        self.values = [like.new_empty((users, heads, steps * beams, d_kv)) for _ in range(layers)]
         self.ancestor = torch.zeros((steps, users, beams), dtype=torch.long, device=like.device)
-        self.users, self.beams, self.steps_done = users, beams, 0
+        self.users, self.beams, self.heads, self.steps_done = users, beams, heads, 0
 
-    def attend(self, layer: int, t: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               bias_t: torch.Tensor) -> torch.Tensor:
-        """Store this step's keys/values [users, beams, heads, d_kv]; attention output
-        [users, heads, beams, d_kv] of queries q [users, heads, beams, d_kv]."""
-        n = k.shape[1]
-        self.keys[layer][t, :, :, :, :n] = k.permute(0, 2, 3, 1)
-        self.values[layer][t, :, :, :n] = v.transpose(1, 2)
-        if layer == 0:
-            self.ancestor[t, :, :n] = torch.arange(n, device=k.device)
-            self.steps_done = t + 1
-        anc = self.ancestor[: t + 1, :, None, :n, None].expand(-1, -1, q.shape[1], -1, 1)
-        every = torch.matmul(q.unsqueeze(0), self.keys[layer][: t + 1])  # [t+1, u, h, n, slots]
-        scores = every.gather(-1, anc).squeeze(-1) + bias_t.T[:, None, :, None]  # [t+1, u, h, n]
-        w = torch.softmax(scores.float(), dim=0).to(q.dtype)
-        pick = torch.zeros_like(every).scatter_(-1, anc, w.unsqueeze(-1))
-        return torch.matmul(pick, self.values[layer][: t + 1]).sum(0)
+    def mask(self, t: int, n: int, bias_t: torch.Tensor) -> torch.Tensor:
+        """Additive mask [users, heads, n, (t+1)*beams] for the n beams at step t, whose
+        relative position bias to positions 0..t is bias_t [heads, t+1]."""
+        self.ancestor[t, :, :n] = torch.arange(n, device=self.ancestor.device)
+        self.steps_done = t + 1
+        u, h, width = self.users, self.heads, self.beams
+        offset = torch.arange(t + 1, device=self.ancestor.device)[:, None, None] * width
+        slot = (self.ancestor[: t + 1, :, :n] + offset).permute(1, 2, 0)  # [u, n, t+1]
+        out = torch.full((u, h, n, (t + 1) * width), float("-inf"), dtype=self.keys[0].dtype,
+                         device=self.keys[0].device)
+        return out.scatter_(-1, slot[:, None].expand(u, h, n, t + 1),
+                            bias_t.to(out.dtype)[None, :, None, :].expand(u, h, n, t + 1))
+
+    def store(self, layer: int, t: int, k: torch.Tensor, v: torch.Tensor):
+        """Store step t's keys/values [users, n, heads, d_kv]; every slot up to t."""
+        n, w = k.shape[1], self.beams
+        end = (t + 1) * w
+        keys, values = self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+        keys[:, :, t * w: t * w + n] = k.transpose(1, 2)
+        values[:, :, t * w: t * w + n] = v.transpose(1, 2)
+        if n < w:
+            keys[:, :, t * w + n:].zero_()
+            values[:, :, t * w + n:].zero_()
+        return keys, values
 
     def reorder(self, parent: torch.Tensor) -> "BeamCache":
         """Keep, for every user, the beams named by `parent` [users, beams]."""
