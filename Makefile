@@ -82,6 +82,10 @@ else ifeq ($(PROFILE),small) # 2 CPU cores, well under an hour per dataset
   SWEEP_LEVELS := 2 4
   SWEEP_SIZES  := 64 128
   ENC_DEFAULT := --text-model standin:minilm --image-model standin:efficientnet-lite0
+  # every MovieLens user rated >= 20 films, so its late-fusion inputs are ~160 tokens at
+  # the default 20 items of history: 10 (tokenize and SASRec alike) keeps MovieLens well
+  # under an hour on 2 cores
+  HISTORY_movielens := 10
 else ifeq ($(PROFILE),paper) # a GPU: TIGER's T5 size, the paper's steps, every user
   T5    :=
   FIT   := --steps 20000 --batch-size 256 --lr 1e-3 --warmup 1000 --eval-every 2000 --eval-users 2000
@@ -98,7 +102,7 @@ else ifeq ($(PROFILE),paper) # a GPU: TIGER's T5 size, the paper's steps, every 
 else
   $(error PROFILE must be tiny, small or paper, not '$(PROFILE)')
 endif
-BUDGET := T5 [$(strip $(T5))] train [$(strip $(FIT))] align [$(strip $(ALIGN))] rq-vae [$(strip $(RQ))] sasrec [$(strip $(SAS))] evaluate [$(strip $(EVAL))]
+BUDGET := T5 [$(strip $(T5))] train [$(strip $(FIT))] align [$(strip $(ALIGN))] rq-vae [$(strip $(RQ))] sasrec [$(strip $(SAS))] evaluate [$(strip $(EVAL))]$(if $(HISTORY_movielens), movielens history [$(HISTORY_movielens) items])
 
 ifneq ($(CLIP_PRETRAINED),)  # CLIP's two towers share a space: early fusion averages them
   ENC    := --clip-model $(CLIP_MODEL) --clip-pretrained $(CLIP_PRETRAINED)
@@ -220,24 +224,24 @@ $(PB)/%/table1.json $(PB)/%/figure4.png: $(PB)/%/text.ids.safetensors $(PB)/%/im
 
 # ---- stage 2: tokenize, align, train, evaluate (one <row>.tok per layout and IDs)
 $(PB)/%/tiger-text.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/text.ids.safetensors
-	$(MGR) tokenize $^ -o $@ --layout tiger --force
+	$(MGR) tokenize $^ -o $@ --layout tiger $(if $(HISTORY_$*),--max-history $(HISTORY_$*)) --force
 $(PB)/%/tiger-textlm.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/textlm.ids.safetensors
-	$(MGR) tokenize $^ -o $@ --layout tiger --force
+	$(MGR) tokenize $^ -o $@ --layout tiger $(if $(HISTORY_$*),--max-history $(HISTORY_$*)) --force
 $(PB)/%/tiger-image.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/image.ids.safetensors
-	$(MGR) tokenize $^ -o $@ --layout tiger --force
+	$(MGR) tokenize $^ -o $@ --layout tiger $(if $(HISTORY_$*),--max-history $(HISTORY_$*)) --force
 $(PB)/%/letter.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/letter.ids.safetensors
-	$(MGR) tokenize $^ -o $@ --layout tiger --force
+	$(MGR) tokenize $^ -o $@ --layout tiger $(if $(HISTORY_$*),--max-history $(HISTORY_$*)) --force
 $(PB)/%/hc.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/hc.ids.safetensors
-	$(MGR) tokenize $^ -o $@ --layout tiger --force
+	$(MGR) tokenize $^ -o $@ --layout tiger $(if $(HISTORY_$*),--max-history $(HISTORY_$*)) --force
 $(PB)/%/mgr-ef.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/fused.ids.safetensors
-	$(MGR) tokenize $^ -o $@ --layout ef --force
+	$(MGR) tokenize $^ -o $@ --layout ef $(if $(HISTORY_$*),--max-history $(HISTORY_$*)) --force
 $(PB)/%/mgr-lf.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/text.ids.safetensors $(PB)/%/image.ids.safetensors
-	$(MGR) tokenize $^ -o $@ --layout lf --force
+	$(MGR) tokenize $^ -o $@ --layout lf $(if $(HISTORY_$*),--max-history $(HISTORY_$*)) --force
 $(PB)/%/mgr-lfpp.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/text.ids.safetensors $(PB)/%/image.ids.safetensors
-	$(MGR) tokenize $^ -o $@ --layout lfpp --force
+	$(MGR) tokenize $^ -o $@ --layout lfpp $(if $(HISTORY_$*),--max-history $(HISTORY_$*)) --force
 define sweep_tok
 $(PB)/%/mgr-lfpp.$(1).tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/text.$(1).ids.safetensors $(PB)/%/image.$(1).ids.safetensors
-	$(MGR) tokenize $$^ -o $$@ --layout lfpp --force
+	$(MGR) tokenize $$^ -o $$@ --layout lfpp $$(if $$(HISTORY_$$*),--max-history $$(HISTORY_$$*)) --force
 endef
 $(foreach t,$(SWEEPS),$(eval $(call sweep_tok,$(t))))
 
@@ -260,7 +264,7 @@ $(PB)/%.eval-image/metrics.jsonl: $(PB)/%.run/run.jsonl $(PB)/%.tok.safetensors
 
 # SASRec (and its item embeddings, LETTER's collaborative side)
 $(PB)/%/sasrec.run/run.jsonl: $(PB)/%/dataset.jsonl
-	$(MGR) sasrec train $< -o $(@D) $(SAS) --force
+	$(MGR) sasrec train $< -o $(@D) $(SAS) $(if $(HISTORY_$*),--max-len $(HISTORY_$*)) --force
 $(PB)/%/sasrec.eval/metrics.jsonl: $(PB)/%/sasrec.run/run.jsonl $(PB)/%/dataset.jsonl
 	$(MGR) sasrec evaluate $(<D) $(word 2,$^) -o $(@D) $(SAS_EVAL) --force
 $(PB)/%/sasrec.emb.safetensors: $(PB)/%/sasrec.run/run.jsonl $(PB)/%/dataset.jsonl
@@ -280,4 +284,16 @@ $(PB)/%/sasrec.emb.safetensors: $(PB)/%/sasrec.run/run.jsonl $(PB)/%/dataset.jso
 	$(PB)/%+align.eval/metrics.jsonl $(PB)/%.eval/metrics.jsonl $(PB)/%.eval-text/metrics.jsonl \
 	$(PB)/%.eval-image/metrics.jsonl $(PB)/%/sasrec.run/run.jsonl $(PB)/%/sasrec.eval/metrics.jsonl \
 	$(PB)/%/sasrec.emb.safetensors
+# Every stage file named once as a prerequisite, so that none is "intermediate": GNU
+# make 4.3 (no .NOTINTERMEDIATE) would otherwise not rebuild a deleted run, ID or
+# tokenized file whose results are up to date. Never built itself.
+STAGE_ROWS := tiger-text tiger-textlm tiger-image letter hc mgr-ef mgr-lf mgr-lfpp $(addprefix mgr-lfpp.,$(SWEEPS))
+stage_files = $(foreach d,$(1),$(PB)/$(d)/dataset.jsonl $(PB)/$(d)/sasrec.run/run.jsonl \
+	$(PB)/$(d)/sasrec.emb.safetensors $(PB)/$(d)/hc.ids.safetensors $(PB)/$(d)/letter.ids.safetensors \
+	$(foreach m,text image fused textlm,$(PB)/$(d)/$(m).emb.safetensors $(PB)/$(d)/$(m).ids.safetensors) \
+	$(foreach m,text image,$(foreach t,$(SWEEPS),$(PB)/$(d)/$(m).$(t).ids.safetensors)) \
+	$(foreach r,$(STAGE_ROWS),$(PB)/$(d)/$(r).tok.safetensors $(PB)/$(d)/$(r).run/run.jsonl \
+		$(PB)/$(d)/$(r).align/run.jsonl $(PB)/$(d)/$(r)+align.run/run.jsonl))
+.PHONY: _stage_files
+_stage_files: $(call stage_files,$(sort $(MM_SETS) $(ID_SETS) $(TEXT_SETS) $(FIG6_SETS)))
 .DELETE_ON_ERROR:

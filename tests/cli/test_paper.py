@@ -78,6 +78,12 @@ def test_make_reruns_only_what_changed(paper):
     shutil.rmtree(tmp / "build" / "demo" / "hc.eval")
     plan = make("-n", f"{tmp / 'results'}/table5.md", *args).stdout
     assert "hc.eval" in plan and "mgr evaluate" in plan
+    # ... also one in the middle of a chain (make would call it intermediate and skip it)
+    shutil.rmtree(tmp / "build" / "demo" / "tiger-image.run")
+    (tmp / "build" / "demo" / "letter.tok.safetensors").unlink()
+    plan = make("-n", f"{tmp / 'results'}/table5.md", *args).stdout
+    assert "mgr train" in plan and "tiger-image.run" in plan and "tiger-image.eval" in plan
+    assert "letter.tok" in plan and "letter.eval" in plan and "tiger-text.run" not in plan
 
 
 def test_missing_data_is_one_line(tmp_path):
