@@ -223,25 +223,27 @@ $(PB)/%/table1.json $(PB)/%/figure4.png: $(PB)/%/text.ids.safetensors $(PB)/%/im
 	mv $(PB)/$*/table1.json.tmp $(PB)/$*/table1.json
 
 # ---- stage 2: tokenize, align, train, evaluate (one <row>.tok per layout and IDs)
+# history length per dataset (the rule's stem), where a profile sets one
+MAX_HIST = $(if $(HISTORY_$*),--max-history $(HISTORY_$*))
 $(PB)/%/tiger-text.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/text.ids.safetensors
-	$(MGR) tokenize $^ -o $@ --layout tiger $(if $(HISTORY_$*),--max-history $(HISTORY_$*)) --force
+	$(MGR) tokenize $^ -o $@ --layout tiger $(MAX_HIST) --force
 $(PB)/%/tiger-textlm.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/textlm.ids.safetensors
-	$(MGR) tokenize $^ -o $@ --layout tiger $(if $(HISTORY_$*),--max-history $(HISTORY_$*)) --force
+	$(MGR) tokenize $^ -o $@ --layout tiger $(MAX_HIST) --force
 $(PB)/%/tiger-image.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/image.ids.safetensors
-	$(MGR) tokenize $^ -o $@ --layout tiger $(if $(HISTORY_$*),--max-history $(HISTORY_$*)) --force
+	$(MGR) tokenize $^ -o $@ --layout tiger $(MAX_HIST) --force
 $(PB)/%/letter.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/letter.ids.safetensors
-	$(MGR) tokenize $^ -o $@ --layout tiger $(if $(HISTORY_$*),--max-history $(HISTORY_$*)) --force
+	$(MGR) tokenize $^ -o $@ --layout tiger $(MAX_HIST) --force
 $(PB)/%/hc.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/hc.ids.safetensors
-	$(MGR) tokenize $^ -o $@ --layout tiger $(if $(HISTORY_$*),--max-history $(HISTORY_$*)) --force
+	$(MGR) tokenize $^ -o $@ --layout tiger $(MAX_HIST) --force
 $(PB)/%/mgr-ef.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/fused.ids.safetensors
-	$(MGR) tokenize $^ -o $@ --layout ef $(if $(HISTORY_$*),--max-history $(HISTORY_$*)) --force
+	$(MGR) tokenize $^ -o $@ --layout ef $(MAX_HIST) --force
 $(PB)/%/mgr-lf.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/text.ids.safetensors $(PB)/%/image.ids.safetensors
-	$(MGR) tokenize $^ -o $@ --layout lf $(if $(HISTORY_$*),--max-history $(HISTORY_$*)) --force
+	$(MGR) tokenize $^ -o $@ --layout lf $(MAX_HIST) --force
 $(PB)/%/mgr-lfpp.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/text.ids.safetensors $(PB)/%/image.ids.safetensors
-	$(MGR) tokenize $^ -o $@ --layout lfpp $(if $(HISTORY_$*),--max-history $(HISTORY_$*)) --force
+	$(MGR) tokenize $^ -o $@ --layout lfpp $(MAX_HIST) --force
 define sweep_tok
 $(PB)/%/mgr-lfpp.$(1).tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/text.$(1).ids.safetensors $(PB)/%/image.$(1).ids.safetensors
-	$(MGR) tokenize $$^ -o $$@ --layout lfpp $$(if $$(HISTORY_$$*),--max-history $$(HISTORY_$$*)) --force
+	$(MGR) tokenize $$^ -o $$@ --layout lfpp $$(MAX_HIST) --force
 endef
 $(foreach t,$(SWEEPS),$(eval $(call sweep_tok,$(t))))
 
@@ -270,23 +272,12 @@ $(PB)/%/sasrec.eval/metrics.jsonl: $(PB)/%/sasrec.run/run.jsonl $(PB)/%/dataset.
 $(PB)/%/sasrec.emb.safetensors: $(PB)/%/sasrec.run/run.jsonl $(PB)/%/dataset.jsonl
 	$(MGR) sasrec embed $(<D) $(word 2,$^) -o $@ --force
 
-# Keep every stage artifact: make deletes the files its pattern rules make in passing
-# unless the rule's target pattern is listed here. (Not `.SECONDARY:` without
-# prerequisites: that makes every target intermediate, and make then skips missing
-# ones, so a dataset added to an up-to-date table would never be built.)
-.PRECIOUS: $(PB)/%/dataset.jsonl $(PB)/%/text.emb.safetensors $(PB)/%/image.emb.safetensors \
-	$(PB)/%/fused.emb.safetensors $(PB)/%/textlm.emb.safetensors $(PB)/%.ids.safetensors \
-	$(PB)/%/hc.ids.safetensors $(PB)/%/letter.ids.safetensors \
-	$(foreach t,$(SWEEPS),$(PB)/%.$(t).ids.safetensors $(PB)/%/mgr-lfpp.$(t).tok.safetensors) \
-	$(PB)/demo/%.index.json $(PB)/%/table1.json $(PB)/%/figure4.png \
-	$(foreach r,tiger-text tiger-textlm tiger-image letter hc mgr-ef mgr-lf mgr-lfpp,$(PB)/%/$(r).tok.safetensors) \
-	$(PB)/%.align/run.jsonl $(PB)/%+align.run/run.jsonl $(PB)/%.run/run.jsonl \
-	$(PB)/%+align.eval/metrics.jsonl $(PB)/%.eval/metrics.jsonl $(PB)/%.eval-text/metrics.jsonl \
-	$(PB)/%.eval-image/metrics.jsonl $(PB)/%/sasrec.run/run.jsonl $(PB)/%/sasrec.eval/metrics.jsonl \
-	$(PB)/%/sasrec.emb.safetensors
 # Every stage file named once as a prerequisite, so that none is "intermediate": GNU
-# make 4.3 (no .NOTINTERMEDIATE) would otherwise not rebuild a deleted run, ID or
-# tokenized file whose results are up to date. Never built itself.
+# make 4.3 (no .NOTINTERMEDIATE) would otherwise delete the files its pattern rules make
+# in passing, and not rebuild a deleted run, ID or tokenized file whose results are up
+# to date. (Not `.SECONDARY:` without prerequisites: that makes every target
+# intermediate, so a dataset added to an up-to-date table would never be built.)
+# Never built itself.
 STAGE_ROWS := tiger-text tiger-textlm tiger-image letter hc mgr-ef mgr-lf mgr-lfpp $(addprefix mgr-lfpp.,$(SWEEPS))
 stage_files = $(foreach d,$(1),$(PB)/$(d)/dataset.jsonl $(PB)/$(d)/sasrec.run/run.jsonl \
 	$(PB)/$(d)/sasrec.emb.safetensors $(PB)/$(d)/hc.ids.safetensors $(PB)/$(d)/letter.ids.safetensors \
