@@ -28,6 +28,7 @@ def evaluate_cmd(
     beams: int = typer.Option(20, help="Beam width."),
     top_k: int = typer.Option(20, help="Items kept per user."),
     batch_size: int = typer.Option(64, help="Users decoded together."),
+    workers: int = typer.Option(0, help="CPU decoding threads, each searching part of a batch (0: one per core, at least 16 users each)."),
     modalities: Optional[str] = typer.Option(None, help="Decode only these modalities' IDs (comma-separated)."),
     limit: Optional[int] = typer.Option(None, help="Only the first N users (smoke runs)."),
     sample: Optional[int] = typer.Option(None, help="A seeded random sample of N users (the same users for every model of a dataset)."),
@@ -55,7 +56,7 @@ def evaluate_cmd(
         raise MgrError(f"--split must be test or valid, got {split!r}")
     mods = [m.strip() for m in modalities.split(",")] if modalities else None
     meta = evaluate(run, tokenized, out, split=split, beams=beams, k=top_k, batch_size=batch_size,
-                    modalities=mods, limit=limit, sample=sample, seed=seed, device=device, precision=precision,
+                    workers=workers or None, modalities=mods, limit=limit, sample=sample, seed=seed, device=device, precision=precision,
                     command=command_line(ctx),
                     force=force)
     if meta is not None:

@@ -17,7 +17,7 @@ import torch
 from mgr_cli import distributed
 from mgr_cli.artifacts import Input, Provenance, check_output, read_header, read_jsonl, write_jsonl
 from mgr_cli.decoding.metrics import Mean, user_metrics, validation_rows
-from mgr_cli.decoding.rank import decode_sequences, rank_examples
+from mgr_cli.decoding.rank import check_workers, decode_sequences, rank_examples
 from mgr_cli.errors import MgrError
 from mgr_cli.tokens.stage import Tokenized
 
@@ -44,7 +44,7 @@ def _ids_of_dataset(tok: Tokenized) -> tuple[list[str], list[str]]:
 
 
 def evaluate(run_dir: Path | str, tokenized: Path | str, out_dir: Path | str, *, split: str = "test",
-             beams: int = 20, k: int = 20, batch_size: int = 64, modalities: list[str] | None = None,
+             beams: int = 20, k: int = 20, batch_size: int = 64, workers: int | None = None, modalities: list[str] | None = None,
              limit: int | None = None, sample: int | None = None, seed: int = 0,
              device: str = "auto", precision: str = "auto", command: str = "python API",
              force: bool = False, log: Callable[[str], None] = lambda s: None) -> dict | None:
@@ -56,6 +56,7 @@ def evaluate(run_dir: Path | str, tokenized: Path | str, out_dir: Path | str, *,
         check_output(metrics_path, force)
     if beams < 1 or k < 1:
         raise MgrError("--beams and --top-k must be at least 1")
+    check_workers(workers)
     from mgr_cli.models.t5 import quiet_transformers
 
     quiet_transformers()
@@ -78,7 +79,7 @@ def evaluate(run_dir: Path | str, tokenized: Path | str, out_dir: Path | str, *,
     part = PartWriter(out_dir, dist.rank)
     for r, items, scores in rank_examples(model, tok, split, rows[dist.rank::dist.world],
                                           beams=beams, k=k, batch_size=batch_size, device=dev,
-                                          modalities=modalities):
+                                          modalities=modalities, workers=workers):
         part.add(user_ids[users[r]], item_ids[targets[r]], [item_ids[i] for i in items], scores)
     config = {"split": split, "beams": beams, "top_k": k, "modalities": kept, "limit": limit,
               "sample": sample, "seed": seed if sample else None, "world_size": dist.world, "precision": precision}

@@ -1,7 +1,15 @@
-"""Decode the examples of a split into ranked items, in batches (streaming)."""
+"""Decode the examples of a split into ranked items, in batches (streaming).
+
+On the CPU a batch is split between worker threads, each running its own beam search
+with fewer intra-op threads (by default one per core, at least 16 users each): at these
+matrix sizes two independent searches on one thread each beat one search on two threads
+(and a half batch's attention working set stays in cache). Every user's result is the
+same either way; only the batch's padding can differ, which the masks ignore.
+"""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 import numpy as np
@@ -30,25 +38,86 @@ def decode_sequences(tok: Tokenized, modalities: list[str] | None) -> tuple[np.n
     return tok.items[:, cols], keep
 
 
+def default_workers(batch_size: int, device: torch.device) -> int:
+    """One decoding thread per intra-op thread, each with at least 16 users (1 on GPUs)."""
+    if device.type != "cpu":
+        return 1
+    return max(1, min(torch.get_num_threads(), batch_size // 16))
+
+
+def check_workers(workers: int | None) -> None:
+    if workers is not None and workers < 1:
+        raise MgrError(f"--workers must be positive (0 on the command line: one per core), got {workers}")
+
+
+class DecodeThreads:
+    """`workers` threads for `decode_batch` (a context manager). The intra-op threads are
+    divided between them while it is open (each thread takes the setting when it first
+    runs an op) and restored when it closes."""
+
+    def __init__(self, workers: int):
+        check_workers(workers)
+        self.workers, self._pool, self._before = workers, None, None
+
+    def __enter__(self) -> "DecodeThreads":
+        if self.workers > 1:
+            self._before = torch.get_num_threads()
+            torch.set_num_threads(max(1, self._before // self.workers))
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="mgr-decode")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            torch.set_num_threads(self._before)
+            self._pool = None
+
+    def map(self, fn, parts: list) -> list:
+        if self._pool is None or len(parts) == 1:
+            return [fn(p) for p in parts]
+        return list(self._pool.map(fn, parts))
+
+
+def decode_batch(decoder: T5Decoder, tree: PrefixTree, sources: list[list[int]], *, beams: int,
+                 k: int, device: torch.device,
+                 threads: DecodeThreads | None = None) -> list[tuple[list[int], list[float]]]:
+    """Ranked items and scores for each source sequence, in order. With threads, the batch
+    is cut into one contiguous part per worker, each padded to its own longest."""
+    def run(part: list[list[int]]):
+        ids = pad(part, 0).to(device)
+        leaves, scores = beam_search(decoder, tree, ids, (ids != 0).long(), beams)
+        return ranked_items(tree, leaves.cpu(), scores.cpu(), k)
+
+    n = 1 if threads is None else min(threads.workers, len(sources))
+    cuts = [len(sources) * i // n for i in range(n + 1)]
+    parts = [sources[a:b] for a, b in zip(cuts, cuts[1:])]
+    results = threads.map(run, parts) if threads else [run(p) for p in parts]
+    return [r for part in results for r in part]
+
+
 def rank_examples(model, tok: Tokenized, split: str, rows: list[int], *, beams: int, k: int,
-                  batch_size: int, device: torch.device,
-                  modalities: list[str] | None = None) -> Iterator[tuple[int, list[int], list[float]]]:
-    """(example row, ranked items, scores) for each row of `split`, in order."""
+                  batch_size: int, device: torch.device, modalities: list[str] | None = None,
+                  workers: int | None = None) -> Iterator[tuple[int, list[int], list[float]]]:
+    """(example row, ranked items, scores) for each row of `split`, in order. `workers`:
+    decoding threads on the CPU (default: `default_workers`)."""
     sequences, _ = decode_sequences(tok, modalities)
     tree = PrefixTree.build(sequences).to(device)
     decoder = T5Decoder(model, tree.depth + 1)
     hist = tok.tensors[f"{split}_history"]
     model.eval()
+    if workers is None:
+        workers = default_workers(batch_size, device)
+    check_workers(workers)
     window = batch_size * 16  # sort users by history length within windows: less padding
-    for w in range(0, len(rows), window):
-        part = rows[w:w + window]
-        sources = {r: tok.source(hist[r]) for r in part}
-        order = sorted(part, key=lambda r: len(sources[r]))
-        done: dict[int, tuple[list[int], list[float]]] = {}
-        for s in range(0, len(order), batch_size):
-            chunk = order[s:s + batch_size]
-            ids = pad([sources[r] for r in chunk], 0).to(device)
-            leaves, scores = beam_search(decoder, tree, ids, (ids != 0).long(), beams)
-            done.update(zip(chunk, ranked_items(tree, leaves.cpu(), scores.cpu(), k)))
-        for r in part:  # back in row order
-            yield r, done[r][0], done[r][1]
+    with DecodeThreads(workers if device.type == "cpu" else 1) as threads:
+        for w in range(0, len(rows), window):
+            part = rows[w:w + window]
+            sources = {r: tok.source(hist[r]) for r in part}
+            order = sorted(part, key=lambda r: len(sources[r]))
+            done: dict[int, tuple[list[int], list[float]]] = {}
+            for s in range(0, len(order), batch_size):
+                chunk = order[s:s + batch_size]
+                done.update(zip(chunk, decode_batch(decoder, tree, [sources[r] for r in chunk], beams=beams,
+                                                    k=k, device=device, threads=threads)))
+            for r in part:  # back in row order
+                yield r, done[r][0], done[r][1]

@@ -31,7 +31,6 @@ class T5Decoder:
         rel = self.blocks[0].layer[0].SelfAttention
         with torch.no_grad():  # [heads, query position, key position]
             self.position_bias = rel.compute_bias(max_steps, max_steps)[0]
-            self.qkv = [self._qkv(b) for b in self.blocks]
             self.enc_qkv = [self._qkv(b) for b in model.get_encoder().block]
 
     @staticmethod
@@ -50,31 +49,33 @@ class T5Decoder:
         h, rows = self._encoder(input_ids, attention_mask)
         bias = torch.zeros(b, 1, 1, s, dtype=h.dtype, device=h.device)
         bias.masked_fill_(~attention_mask.bool()[:, None, None, :], float("-inf"))
-        padded = h.new_zeros(b * s, self.heads * self.d_kv)  # reused: the padding rows stay 0
+        padded = h.new_zeros(s * b, self.heads * self.d_kv)  # reused: the padding rows stay 0
         return [CrossAttention(block.layer[1].EncDecAttention, h, rows, padded, bias, self.heads, self.d_kv)
                 for block in self.blocks]
 
     def _encoder(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         """The encoder's last hidden state for the real tokens only, packed [tokens,
-        d_model], and their rows in the padded [users * source] layout. Projections and
-        feed-forward blocks skip the padding (a quarter of the rows of a 64-user batch);
-        attention runs padded, with the padding mask and the relative position bias added
-        once for every layer. The model's own weights; q, k and v in one matmul."""
+        d_model], and their rows in the padded position-major [source * users] layout.
+        Projections and feed-forward blocks skip the padding (a quarter of the rows of a
+        64-user batch); attention runs padded, with the padding mask and the relative
+        position bias added once for every layer. Position-major rows make each padded
+        projection a [users * heads, source, d_kv] view for the attention matmuls. The
+        model's own weights; q, k and v in one matmul."""
         enc = self.model.get_encoder()
         b, s = input_ids.shape
-        rows = attention_mask.reshape(-1).nonzero().squeeze(1)
-        user, pos = rows // s, rows % s
-        h = enc.embed_tokens(input_ids.reshape(-1)[rows])
+        rows = attention_mask.T.reshape(-1).nonzero().squeeze(1)  # row = position * b + user
+        pos, user = rows // b, rows % b
+        h = enc.embed_tokens(input_ids.T.reshape(-1)[rows])
         bias = enc.block[0].layer[0].SelfAttention.compute_bias(s, s).to(h.dtype)  # [1, heads, s, s]
-        bias = bias.masked_fill(~attention_mask.bool()[:, None, None, :], float("-inf"))
+        bias = bias.masked_fill(~attention_mask.bool()[:, None, None, :], float("-inf")).view(-1, s, s)
         inner = self.heads * self.d_kv
-        qkv = h.new_zeros(b * s, 3 * inner)  # padded; the padding rows stay 0 in every layer
+        qkv = h.new_zeros(3, s * b, inner)  # padded; the padding rows stay 0 in every layer
         for layer, block in enumerate(enc.block):
             sa, ff = block.layer[0], block.layer[-1]
-            qkv.index_put_((rows,), F.linear(self._norm(h, sa.layer_norm), self.enc_qkv[layer]))
-            q, k, v = qkv.view(b, s, 3, self.heads, self.d_kv).permute(2, 0, 3, 1, 4)
-            out = _attend(q, k, v, bias).transpose(1, 2)[user, pos]  # [tokens, heads, d_kv]
-            h.addmm_(out.view(-1, inner), sa.SelfAttention.o.weight.T)
+            qkv[:, rows] = F.linear(self._norm(h, sa.layer_norm), self.enc_qkv[layer]).view(-1, 3, inner).transpose(0, 1)
+            q, k, v = (x.view(s, b * self.heads, -1).transpose(0, 1) for x in qkv)
+            out = _attend(q, k, v, bias).view(b, self.heads, s, -1)[user, :, pos]  # [tokens, heads, d_kv]
+            h.addmm_(out.reshape(-1, inner), sa.SelfAttention.o.weight.T)
             _feed_forward(ff.DenseReluDense, self._norm(h, ff.layer_norm), h)
         return self._norm(h, enc.final_layer_norm), rows
 
@@ -83,29 +84,49 @@ class T5Decoder:
 
     @torch.inference_mode()
     def step(self, tokens: torch.Tensor, t: int, cache: "BeamCache", cross) -> torch.Tensor:
-        """Log-probabilities [users, beams, vocab] of the token after `tokens` (position t)."""
+        """Log-probabilities [users, beams, vocab] of the token after `tokens` (position t).
+
+        Inside, rows are beam-major ([beams, users, d_model]): then a projection's output
+        [beams, users * heads, d_kv] is already the [users * heads, beams, d_kv] batch of
+        query matrices the attention matmuls take (as a strided view, no copy), and a
+        step's keys and values are one contiguous block of the slot-major cache."""
         b, k = tokens.shape
-        h = self.embed(tokens)
+        h = self.embed(tokens.T)  # [k, b, d_model]; the residual stream, added to in place
         self_bias = cache.mask(t, k, self.position_bias[:, t, : t + 1])  # [b, heads, k, slots]
-        inner = self.heads * self.d_kv
-        h2 = h.view(b * k, -1)  # the residual stream; each block adds to it in place
+        h2 = h.view(k * b, -1)
         for layer, block in enumerate(self.blocks):
             sa, ca = block.layer[0], block.layer[1]
-            qkv = F.linear(self._norm(h, sa.layer_norm), self.qkv[layer])
-            q, kk, v = qkv.view(b, k, 3, self.heads, self.d_kv).unbind(2)
-            keys, values = cache.store(layer, t, kk, v)
-            out = _attend(q.transpose(1, 2), keys, values, self_bias)
-            h2.addmm_(out.transpose(1, 2).reshape(b * k, inner), sa.SelfAttention.o.weight.T)
+            x = self._norm(h, sa.layer_norm)
+            q = F.linear(x, sa.SelfAttention.q.weight)
+            x = x.view(k * b, -1)
+            new_keys, new_values = cache.slots(layer, t, k)  # the projections go straight there
+            torch.mm(x, sa.SelfAttention.k.weight.T, out=new_keys)
+            torch.mm(x, sa.SelfAttention.v.weight.T, out=new_values)
+            keys, values = cache.read(layer, t)
+            out = _attend(_heads(q, b, self.heads), keys, values, self_bias.view(b * self.heads, k, -1))
+            h2.addmm_(_merge(out, b, self.heads), sa.SelfAttention.o.weight.T)
             cross[layer].add_to(h2, self._norm(h, ca.layer_norm))
             ff = block.layer[2]
             _feed_forward(ff.DenseReluDense, self._norm(h2, ff.layer_norm), h2)
         h = self._norm(h, self.final_norm) * self.out_scale
-        return torch.log_softmax(self.lm_head(h).float(), dim=-1)
+        return torch.log_softmax(self.lm_head(h).float(), dim=-1).transpose(0, 1)
+
+
+def _heads(x: torch.Tensor, b: int, heads: int) -> torch.Tensor:
+    """[k, b, heads * d_kv] -> [b * heads, k, d_kv], a view (the strides BLAS takes)."""
+    k = x.shape[0]
+    return x.view(k, b * heads, -1).transpose(0, 1)
+
+
+def _merge(out: torch.Tensor, b: int, heads: int) -> torch.Tensor:
+    """[b * heads, k, d_kv] -> the beam-major rows [k * b, heads * d_kv] (one copy)."""
+    _, k, d = out.shape
+    return out.view(b, heads, k, d).permute(2, 0, 1, 3).reshape(k * b, heads * d)
 
 
 class CrossAttention:
     """One decoder layer's attention from every beam of a user to that user's encoder
-    output: keys [b, heads, d_kv, s] and values [b, heads, s, d_kv] computed once per
+    output: keys [b * heads, d_kv, s] and values [b * heads, s, d_kv] computed once per
     batch, which every beam reads by broadcasting (the encoder output is never repeated
     per beam). Folding the query and output projections into the keys and values (one
     [beams, d_model] x [d_model, heads*s] matmul per user) was measured and is slower on
@@ -115,22 +136,22 @@ class CrossAttention:
     def __init__(self, att, h: torch.Tensor, rows: torch.Tensor, padded: torch.Tensor,
                  bias: torch.Tensor, heads: int, d_kv: int):
         """h: the encoder's states of the real tokens [tokens, d_model], at `rows` of the
-        padded layout; padded: a zero [b * s, heads * d_kv] work buffer whose other rows
-        stay zero (padding keys: the bias masks them); bias [b, 1, 1, s]."""
+        padded position-major layout; padded: a zero [s * b, heads * d_kv] work buffer
+        whose other rows stay zero (padding keys: the bias masks them); bias [b, 1, 1, s]."""
         self.att, self.heads, self.d_kv = att, heads, d_kv
         self.bias = bias  # 0, or -inf on padding
         b, s = bias.shape[0], bias.shape[-1]
-        self.k = padded.index_put_((rows,), att.k(h)).view(b, s, heads, d_kv).permute(0, 2, 3, 1).contiguous()
-        self.v = padded.index_put_((rows,), att.v(h)).view(b, s, heads, d_kv).transpose(1, 2).contiguous()
+        self.k = padded.index_put_((rows,), att.k(h)).view(s, b * heads, d_kv).permute(1, 2, 0).contiguous()
+        self.v = padded.index_put_((rows,), att.v(h)).view(s, b * heads, d_kv).transpose(0, 1).contiguous()
 
     def add_to(self, h: torch.Tensor, x: torch.Tensor) -> None:
         """Add the attention block's output (after the output projection) to the residual
-        stream h [b * beams, d_model] in place; x: the layer-normed states [b, beams, d_model]."""
-        b, k, _ = x.shape
-        q = self.att.q(x).view(b, k, self.heads, self.d_kv).transpose(1, 2)
-        scores = torch.matmul(q, self.k).add_(self.bias)  # [b, h, k, s]: beams share the keys
-        out = torch.matmul(torch.softmax(scores.float(), dim=-1).to(x.dtype), self.v)
-        h.addmm_(out.transpose(1, 2).reshape(b * k, self.heads * self.d_kv), self.att.o.weight.T)
+        stream h [beams * b, d_model] in place; x: the layer-normed states [beams, b, d_model]."""
+        k, b, _ = x.shape
+        q = _heads(self.att.q(x), b, self.heads)  # [b * heads, k, d_kv]
+        scores = torch.bmm(q, self.k).view(b, self.heads, k, -1).add_(self.bias)  # beams share the keys
+        w = torch.softmax(scores.float(), dim=-1).to(x.dtype).view(b * self.heads, k, -1)
+        h.addmm_(_merge(torch.bmm(w, self.v), b, self.heads), self.att.o.weight.T)
 
 
 def _feed_forward(ff, x: torch.Tensor, h: torch.Tensor) -> None:
@@ -144,59 +165,70 @@ def _feed_forward(ff, x: torch.Tensor, h: torch.Tensor) -> None:
 
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """T5 attention (no 1/sqrt(d) scale) of q [b, h, n, d] over k, v [b, h, s, d] with an
-    additive bias [b, h, n, s]; the bias enters the score matmul (baddbmm), which on the
-    CPU beats both a separate add and the fused SDPA kernel at these sizes."""
-    b, h, n, d = q.shape
-    s = k.shape[2]
-    scores = torch.baddbmm(bias.reshape(b * h, n, s), q.reshape(b * h, n, d), k.reshape(b * h, s, d).transpose(1, 2))
-    w = torch.softmax(scores.float(), dim=-1).to(q.dtype)
-    return torch.bmm(w, v.reshape(b * h, s, d)).view(b, h, n, d)
+    """T5 attention (no 1/sqrt(d) scale) of q [B, n, d] over k, v [B, s, d] with an
+    additive bias [B, n, s] (B: users x heads; strided views welcome); the bias enters the
+    score matmul (baddbmm), which on the CPU beats both a separate add and the fused SDPA
+    kernel at these sizes."""
+    scores = torch.baddbmm(bias, q, k.transpose(1, 2))
+    return torch.bmm(torch.softmax(scores.float(), dim=-1).to(q.dtype), v)
 
 
 class BeamCache:
     """Self-attention keys/values per position, never copied when beams are re-ranked.
 
-    Position tau's slots tau*beams ... tau*beams + beams - 1 hold what the beams alive at
-    step tau produced ([users, heads, slots, d_kv] per layer); `ancestor[tau]` says, for
-    each current beam, which slot of position tau it descends from. Re-ranking only
-    updates these small index tables; `mask` turns them into an additive attention mask
-    (the relative position bias on a beam's ancestors, -inf elsewhere), so attention runs
-    over every slot with two batched matmuls per layer instead of gathering each beam's history.
+    Slot-major, [slots, users, heads * d_kv] per layer: position 0 (one beam) has slot 0;
+    position tau >= 1 has the `beams` slots from 1 + (tau - 1) * beams, one for each beam
+    alive at step tau. A step's projections are written straight into its block of slots,
+    and attention reads every slot as a strided [users * heads, slots, d_kv] view.
+    `ancestor[tau]` says, for each current beam, which slot of position tau it descends
+    from. Re-ranking only updates these small index tables; `mask` turns them into an
+    additive attention mask (the relative position bias on a beam's ancestors, -inf
+    elsewhere), so attention runs over every slot with two batched matmuls per layer
+    instead of gathering each beam's history.
     """
 
     def __init__(self, layers: int, users: int, beams: int, steps: int, heads: int, d_kv: int,
                  like: torch.Tensor):
-        # not zeroed here: `store` zeroes the slots a step leaves empty (masked, but 0 * NaN)
-        self.keys = [like.new_empty((users, heads, steps * beams, d_kv)) for _ in range(layers)]
-        self.values = [like.new_empty((users, heads, steps * beams, d_kv)) for _ in range(layers)]
+        # not zeroed here: `slots` zeroes the slots a step leaves empty (they are masked,
+        # but 0 * NaN is NaN)
+        shape = (1 + (steps - 1) * beams, users, heads * d_kv)
+        self.keys = [like.new_empty(shape) for _ in range(layers)]
+        self.values = [like.new_empty(shape) for _ in range(layers)]
         self.ancestor = torch.zeros((steps, users, beams), dtype=torch.long, device=like.device)
         self.users, self.beams, self.heads, self.steps_done = users, beams, heads, 0
 
+    def _start(self, t: int) -> int:  # the first slot of position t
+        return 0 if t == 0 else 1 + (t - 1) * self.beams
+
     def mask(self, t: int, n: int, bias_t: torch.Tensor) -> torch.Tensor:
-        """Additive mask [users, heads, n, (t+1)*beams] for the n beams at step t, whose
+        """Additive mask [users, heads, n, slots up to t] for the n beams at step t, whose
         relative position bias to positions 0..t is bias_t [heads, t+1]."""
         self.ancestor[t, :, :n] = torch.arange(n, device=self.ancestor.device)
         self.steps_done = t + 1
-        u, h, width = self.users, self.heads, self.beams
-        offset = torch.arange(t + 1, device=self.ancestor.device)[:, None, None] * width
-        slot = (self.ancestor[: t + 1, :, :n] + offset).permute(1, 2, 0)  # [u, n, t+1]
-        out = torch.full((u, h, n, (t + 1) * width), float("-inf"), dtype=self.keys[0].dtype,
+        u, h = self.users, self.heads
+        offset = torch.tensor([self._start(tau) for tau in range(t + 1)], device=self.ancestor.device)
+        slot = (self.ancestor[: t + 1, :, :n] + offset[:, None, None]).permute(1, 2, 0)  # [u, n, t+1]
+        out = torch.full((u, h, n, self._start(t + 1)), float("-inf"), dtype=self.keys[0].dtype,
                          device=self.keys[0].device)
         return out.scatter_(-1, slot[:, None].expand(u, h, n, t + 1),
                             bias_t.to(out.dtype)[None, :, None, :].expand(u, h, n, t + 1))
 
-    def store(self, layer: int, t: int, k: torch.Tensor, v: torch.Tensor):
-        """Store step t's keys/values [users, n, heads, d_kv]; every slot up to t."""
-        n, w = k.shape[1], self.beams
-        end = (t + 1) * w
-        keys, values = self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
-        keys[:, :, t * w: t * w + n] = k.transpose(1, 2)
-        values[:, :, t * w: t * w + n] = v.transpose(1, 2)
-        if n < w:
-            keys[:, :, t * w + n:].zero_()
-            values[:, :, t * w + n:].zero_()
-        return keys, values
+    def slots(self, layer: int, t: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where step t's keys and values go: [n * users, heads * d_kv] each, contiguous
+        (the beam-major rows of n beams); the position's other slots are zeroed."""
+        start, end = self._start(t), self._start(t + 1)
+        out = []
+        for cache in (self.keys[layer], self.values[layer]):
+            if start + n < end:
+                cache[start + n: end].zero_()
+            out.append(cache[start: start + n].view(n * self.users, -1))
+        return out[0], out[1]
+
+    def read(self, layer: int, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of every slot up to position t, each [users * heads, slots, d_kv]."""
+        end = self._start(t + 1)
+        return tuple(cache[:end].view(end, self.users * self.heads, -1).transpose(0, 1)
+                     for cache in (self.keys[layer], self.values[layer]))
 
     def reorder(self, parent: torch.Tensor) -> "BeamCache":
         """Keep, for every user, the beams named by `parent` [users, beams]."""

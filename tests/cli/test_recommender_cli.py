@@ -108,6 +108,14 @@ def test_evaluate_ranks_match_brute_force(tiny_dataset, ids, tmp_path):
     assert h["meta"]["sample"] == 3 and h["meta"]["seed"] == 1
     r = mgr("evaluate", tmp_path / "run", tok, "-o", tmp_path / "ev4", "--sample", 3, "--seed", 1, "--limit", 2)
     assert r.exit_code == 1 and "give --limit or --sample, not both" in r.stderr
+    # one decoding thread (the default above cuts the batch between the CPU's cores)
+    r = mgr("evaluate", tmp_path / "run", tok, "-o", tmp_path / "ev5", "--workers", 1)
+    assert r.exit_code == 0, r.output
+    _, one = read_jsonl(tmp_path / "ev5" / "predictions.jsonl")
+    assert [p["items"] for p in one] == [p["items"] for p in preds]
+    r = mgr("evaluate", tmp_path / "run", tok, "-o", tmp_path / "ev6", "--workers", -1)
+    assert r.exit_code == 1 and "--workers must be positive" in r.stderr
+    assert not (tmp_path / "ev6").exists()
 
 
 def test_torchrun_two_processes_train_and_evaluate(tiny_dataset, ids, tmp_path):

@@ -99,6 +99,28 @@ def test_fewer_items_than_beams(setup):
     assert (leaves[:, 3:] == -1).all() and sorted(ranked_items(tree, leaves, scores, 8)[0][0]) == [0, 1, 2]
 
 
+def test_decoding_threads_rank_like_one_search(setup):
+    """A batch cut between worker threads (each part padded to its own longest) ranks every
+    user as one search of the whole batch does; the intra-op thread count comes back."""
+    from mgr_cli.decoding.rank import DecodeThreads, decode_batch
+    from mgr_cli.errors import MgrError
+
+    model, items, _, _ = setup
+    tree = PrefixTree.build(items)
+    rng = np.random.default_rng(1)
+    sources = [rng.integers(2, V, size=n).tolist() for n in (3, 9, 5, 12, 7)]
+    dec, cpu = T5Decoder(model, 4), torch.device("cpu")
+    one = decode_batch(dec, tree, sources, beams=6, k=6, device=cpu)
+    before = torch.get_num_threads()
+    with DecodeThreads(3) as threads:
+        split = decode_batch(dec, tree, sources, beams=6, k=6, device=cpu, threads=threads)
+    assert torch.get_num_threads() == before
+    assert [items for items, _ in split] == [items for items, _ in one]
+    np.testing.assert_allclose([s for _, sc in split for s in sc], [s for _, sc in one for s in sc], atol=1e-5)
+    with pytest.raises(MgrError, match="--workers must be positive"):
+        DecodeThreads(0)
+
+
 def test_prefix_tree_tables():
     tree = PrefixTree.build(np.array([[5, 7], [5, 8], [6, 7]]))
     assert tree.child_tokens[0].tolist() == [[5, 6]]
