@@ -6,7 +6,10 @@ children: the allowed next tokens and the prefix ids they lead to. A beam is a p
 id, so finding its allowed tokens is one index into that table; candidates are scored
 with one gather of log-probabilities; the K best (user-wise) survive. After T tokens a
 last step adds the end-of-sequence log-probability, so scores equal the model's
-probability of the full target sequence (what brute-force scoring computes).
+probability of the full target sequence (what brute-force scoring computes). Depths
+where every prefix has a single child (an LF/LF++ item's later modalities, once its
+first ID is chosen; the end token) need no choice: their tokens are fed together in one
+decoder pass, which scores them all at once.
 """
 
 from __future__ import annotations
@@ -70,26 +73,35 @@ def beam_search(decoder: T5Decoder, tree: PrefixTree, input_ids: torch.Tensor,
     device = input_ids.device
     cross = decoder.encode(input_ids, attention_mask)
     cache = decoder.new_cache(users, beams, tree.depth + 1, cross[0].bias)
-    tokens = torch.full((users, 1), PAD, dtype=torch.long, device=device)
+    forced = [table.shape[1] == 1 for table in tree.child_tokens]  # every prefix has one child
+    last = torch.full((users, 1), PAD, dtype=torch.long, device=device)  # fed at position `pos`
     prefix = torch.zeros((users, 1), dtype=torch.long, device=device)
     score = torch.zeros((users, 1), device=device)
-    for t in range(tree.depth):
-        logp = decoder.step(tokens, t, cache, cross)  # [U, k, V]
-        ctok = tree.child_tokens[t][prefix]  # [U, k, C]
+    pos = depth = 0  # next position fed; the depth its pass decides
+    while True:
+        # a run of forced depths is fed in the same pass (their tokens are known); the
+        # pass's last position then decides the next branching depth, or the end
+        feed = [last]
+        while depth < tree.depth and forced[depth]:
+            feed.append(tree.child_tokens[depth][prefix][..., 0])
+            prefix = tree.child_ids[depth][prefix][..., 0]
+            depth += 1
+        logp, fed = decoder.step(torch.stack(feed, -1), pos, cache, cross)  # [U, k, V], [U, k, m-1]
+        pos += len(feed)
+        if len(feed) > 1:
+            score = score + fed.sum(-1)
+        if depth == tree.depth:
+            score = score + logp[..., EOS]
+            break
+        ctok = tree.child_tokens[depth][prefix]  # [U, k, C]
         valid = ctok >= 0
         cand = score[..., None] + logp.gather(-1, ctok.clamp_min(0))
         cand = cand.masked_fill(~valid, float("-inf")).flatten(1)  # [U, k*C]
-        k_next = min(beams, cand.shape[1])
-        score, flat = cand.topk(k_next, dim=1)
-        width = ctok.shape[2]
-        parent = flat // width
-        tokens = ctok.flatten(1).gather(1, flat)
-        prefix = tree.child_ids[t][prefix].flatten(1).gather(1, flat)
-        cache.reorder(parent)
-        dead = torch.isinf(score)
-        tokens = tokens.masked_fill(dead, PAD)
-    logp = decoder.step(tokens, tree.depth, cache, cross)
-    score = score + logp[..., EOS]
+        score, flat = cand.topk(min(beams, cand.shape[1]), dim=1)
+        cache.reorder(flat // ctok.shape[2])
+        last = ctok.flatten(1).gather(1, flat).masked_fill(torch.isinf(score), PAD)
+        prefix = tree.child_ids[depth][prefix].flatten(1).gather(1, flat)
+        depth += 1
     score, order = score.sort(dim=1, descending=True)
     prefix = prefix.gather(1, order)
     return prefix.masked_fill(torch.isinf(score), -1), score

@@ -66,9 +66,18 @@ def test_step_logits_match_the_model(setup, kind):
         ref = torch.log_softmax(model(input_ids=src, attention_mask=mask, decoder_input_ids=dec_in).logits, -1)
     cross = dec.encode(src, mask)  # user 1 is padded: the packed encoder must skip it exactly
     cache = dec.new_cache(3, 1, 5, cross[0].bias)
-    for t in range(4):
-        torch.testing.assert_close(dec.step(dec_in[:, t:t + 1], t, cache, cross)[:, 0], ref[:, t],
-                                   atol=1e-5, rtol=1e-5)
+    for t in range(4):  # one position per call
+        last, fed = dec.step(dec_in[:, None, t:t + 1], t, cache, cross)
+        torch.testing.assert_close(last[:, 0], ref[:, t], atol=1e-5, rtol=1e-5)
+        assert fed.shape == (3, 1, 0)
+    fed_ref = ref[:, :-1].gather(-1, dec_in[:, 1:, None]).squeeze(-1)  # [3, 3]: the fed tokens' log-probs
+    for first in (0, 1, 2):  # positions before `first` one at a time, the rest in one pass (forced runs)
+        cache = dec.new_cache(3, 1, 5, cross[0].bias)
+        for t in range(first):
+            dec.step(dec_in[:, None, t:t + 1], t, cache, cross)
+        last, fed = dec.step(dec_in[:, None, first:], first, cache, cross)
+        torch.testing.assert_close(last[:, 0], ref[:, 3], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(fed[:, 0], fed_ref[:, first:], atol=1e-5, rtol=1e-5)
 
 
 def test_full_beam_equals_brute_force(setup):
@@ -80,6 +89,26 @@ def test_full_beam_equals_brute_force(setup):
     for u in range(3):
         assert ranked[u][0] == bf.indices[u].tolist()
         np.testing.assert_allclose(ranked[u][1], bf.values[u].numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("beams", [None, 5])
+def test_forced_tokens_in_one_pass_equal_brute_force(setup, beams):
+    """Items whose first token is shared (a forced root) and whose last token follows from
+    the two before (forced, as an LF++ item's later modalities): runs of forced depths are
+    fed in one decoder pass; scores must still be the model's, for wide and narrow beams."""
+    model, items, src, mask = setup
+    pairs = np.unique(items[:, :2], axis=0)
+    forced = np.column_stack([np.full(len(pairs), 5), pairs, (pairs.sum(1) % (V - 2)) + 2])
+    tree = PrefixTree.build(forced)
+    assert [t.shape[1] == 1 for t in tree.child_tokens] == [True, False, False, True]
+    width = beams or len(forced)
+    leaves, scores = beam_search(T5Decoder(model, 5), tree, src, mask, beams=width)
+    bf = brute_force(model, forced, src, mask)
+    for u, (got, sc) in enumerate(ranked_items(tree, leaves, scores, width)):
+        if beams is None:  # exhaustive: the exact ranking
+            assert got == bf[u].sort(descending=True).indices.tolist()
+        assert len(set(got)) == width and sc == sorted(sc, reverse=True)
+        np.testing.assert_allclose(sc, bf[u, got].numpy(), atol=1e-4)
 
 
 def test_narrow_beam_returns_valid_distinct_items(setup):
