@@ -103,7 +103,7 @@ class T5Decoder:
         else:
             history = cache.history(t, k, m)  # [t+m, k, users]: each beam's slot at each position
             causal = torch.ones(m, t + m, dtype=torch.bool, device=h.device).triu_(t + 1)
-            bias = self.position_bias[:, t: t + m, : t + m].to(h.dtype).masked_fill(causal, float("-inf"))
+            bias = self.position_bias[:, t: t + m, : t + m].float().masked_fill(causal, float("-inf"))
         h2 = h.view(rows * b, -1)
         for layer, block in enumerate(self.blocks):
             sa, ca = block.layer[0], block.layer[1]
@@ -116,7 +116,7 @@ class T5Decoder:
             else:  # batch (beam, user, head): queries [m, d_kv], keys and values [t+m, d_kv]
                 keys, values = (_heads(x, k * b, heads) for x in cache.gather(layer, history))
                 scores = torch.bmm(_heads(q.view(m, k * b, -1), k * b, heads), keys.transpose(1, 2))
-                w = _short_softmax(scores.view(k * b, heads, m, t + m).add_(bias))
+                w = _short_softmax(scores.view(k * b, heads, m, t + m).float().add_(bias)).to(h.dtype)
                 out = torch.bmm(w.view(k * b * heads, m, t + m), values)  # [k * b * heads, m, d_kv]
                 out = out.view(k, b, heads, m, -1).permute(3, 0, 1, 2, 4).reshape(rows * b, -1)
             h2.addmm_(out, sa.SelfAttention.o.weight.T)
