@@ -1,14 +1,18 @@
-"""One decoder step of a transformers T5 model for beam search, without copies.
+"""T5 decoding for beam search, without copies.
 
 The encoder runs once per user, on the real tokens only (packed; attention padded); each
 layer's cross-attention keys and values are computed once from it, and every beam of a
 user attends to them by broadcasting, so the encoder output is never repeated per beam.
 The self-attention cache (`BeamCache`) is never copied when beams are re-ranked: only
-small ancestor tables change, and each step turns them into one additive mask (shared by
-every layer) under which a beam attends only to the slots of its own ancestors. The
-weights are the model's own (the self-attention's q, k and v in one matmul); residual
-additions happen in place, inside the output matmuls (addmm_). `tests` check the
-logits against the model's forward pass, for TIGER's T5 and a gated T5 v1.1."""
+small ancestor tables change. A one-position step turns them into one additive mask
+(shared by every layer) under which a beam attends only to the slots of its own
+ancestors; a pass over several positions (a run of forced tokens) gathers each beam's
+own history instead. Rows are position- and beam-major, so the projections are already
+the strided batches the attention matmuls take, and keys and values are written straight
+into the cache. The weights are the model's own; residual additions happen in place,
+inside the output matmuls (addmm_). `tests` check the log-probabilities against the
+model's forward pass, one position at a time and several at once, for TIGER's T5 and a
+gated T5 v1.1."""
 
 from __future__ import annotations
 
