@@ -53,7 +53,8 @@ class T5Decoder:
         h, rows = self._encoder(input_ids, attention_mask)
         bias = torch.zeros(b, 1, 1, s, dtype=h.dtype, device=h.device)
         bias.masked_fill_(~attention_mask.bool()[:, None, None, :], float("-inf"))
-        padded = h.new_zeros(s * b, self.heads * self.d_kv)  # reused: the padding rows stay 0
+        padded = h.new_empty(s * b, self.heads * self.d_kv)  # reused: the padding rows stay 0
+        padded.index_fill_(0, (attention_mask.T.reshape(-1) == 0).nonzero().squeeze(1), 0)
         return [CrossAttention(block.layer[1].EncDecAttention, h, rows, padded, bias, self.heads, self.d_kv)
                 for block in self.blocks]
 
@@ -73,7 +74,8 @@ class T5Decoder:
         bias = enc.block[0].layer[0].SelfAttention.compute_bias(s, s).to(h.dtype)  # [1, heads, s, s]
         bias = bias.masked_fill(~attention_mask.bool()[:, None, None, :], float("-inf")).view(-1, s, s)
         inner = self.heads * self.d_kv
-        qkv = h.new_zeros(3, s * b, inner)  # padded; the padding rows stay 0 in every layer
+        qkv = h.new_empty(3, s * b, inner)  # padded; the padding rows are zeroed once and stay 0
+        qkv.index_fill_(1, (attention_mask.T.reshape(-1) == 0).nonzero().squeeze(1), 0)
         for layer, block in enumerate(enc.block):
             sa, ff = block.layer[0], block.layer[-1]
             qkv[:, rows] = F.linear(self._norm(h, sa.layer_norm), self.enc_qkv[layer]).view(-1, 3, inner).transpose(0, 1)
