@@ -50,17 +50,20 @@ class T5Decoder:
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list["CrossAttention"]:
         """Per decoder layer, the cross-attention to each user's encoder output."""
         b, s = input_ids.shape
-        h, rows = self._encoder(input_ids, attention_mask)
+        rows = attention_mask.T.reshape(-1).nonzero().squeeze(1)  # real tokens; row = position * b + user
+        padding = (attention_mask.T.reshape(-1) == 0).nonzero().squeeze(1)
+        h = self._encoder(input_ids, attention_mask, rows, padding)
         bias = torch.zeros(b, 1, 1, s, dtype=h.dtype, device=h.device)
         bias.masked_fill_(~attention_mask.bool()[:, None, None, :], float("-inf"))
-        padded = h.new_empty(s * b, self.heads * self.d_kv)  # reused: the padding rows stay 0
-        padded.index_fill_(0, (attention_mask.T.reshape(-1) == 0).nonzero().squeeze(1), 0)
+        padded = h.new_empty(s * b, self.heads * self.d_kv).index_fill_(0, padding, 0)  # reused: padding stays 0
         return [CrossAttention(block.layer[1].EncDecAttention, h, rows, padded, bias, self.heads, self.d_kv)
                 for block in self.blocks]
 
-    def _encoder(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+    def _encoder(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: torch.Tensor,
+                 padding: torch.Tensor) -> torch.Tensor:
         """The encoder's last hidden state for the real tokens only, packed [tokens,
-        d_model], and their rows in the padded position-major [source * users] layout.
+        d_model]; `rows` and `padding` are the real and the padding tokens' rows in the
+        padded position-major [source * users] layout.
         Projections and feed-forward blocks skip the padding (a quarter of the rows of a
         64-user batch); attention runs padded, with the padding mask and the relative
         position bias added once for every layer. Position-major rows make each padded
@@ -68,14 +71,12 @@ class T5Decoder:
         model's own weights; q, k and v in one matmul."""
         enc = self.model.get_encoder()
         b, s = input_ids.shape
-        rows = attention_mask.T.reshape(-1).nonzero().squeeze(1)  # row = position * b + user
         pos, user = rows // b, rows % b
         h = enc.embed_tokens(input_ids.T.reshape(-1)[rows])
         bias = enc.block[0].layer[0].SelfAttention.compute_bias(s, s).to(h.dtype)  # [1, heads, s, s]
         bias = bias.masked_fill(~attention_mask.bool()[:, None, None, :], float("-inf")).view(-1, s, s)
         inner = self.heads * self.d_kv
-        qkv = h.new_empty(3, s * b, inner)  # padded; the padding rows are zeroed once and stay 0
-        qkv.index_fill_(1, (attention_mask.T.reshape(-1) == 0).nonzero().squeeze(1), 0)
+        qkv = h.new_empty(3, s * b, inner).index_fill_(1, padding, 0)  # padded; the padding rows stay 0
         for layer, block in enumerate(enc.block):
             sa, ff = block.layer[0], block.layer[-1]
             qkv[:, rows] = F.linear(self._norm(h, sa.layer_norm), self.enc_qkv[layer]).view(-1, 3, inner).transpose(0, 1)
@@ -83,7 +84,7 @@ class T5Decoder:
             out = _attend(q, k, v, bias).view(b, self.heads, s, -1)[user, :, pos]  # [tokens, heads, d_kv]
             h.addmm_(out.reshape(-1, inner), sa.SelfAttention.o.weight.T)
             _feed_forward(ff.DenseReluDense, self._norm(h, ff.layer_norm), h)
-        return self._norm(h, enc.final_layer_norm), rows
+        return self._norm(h, enc.final_layer_norm)
 
     def new_cache(self, users: int, beams: int, steps: int, like: torch.Tensor) -> "BeamCache":
         return BeamCache(len(self.blocks), users, beams, steps, self.heads, self.d_kv, like)
@@ -240,14 +241,20 @@ class BeamCache:
     def _start(self, t: int) -> int:  # the first slot of position t
         return 0 if t == 0 else 1 + (t - 1) * self.beams
 
+    def _feed(self, t: int, n: int, m: int) -> torch.Tensor:
+        """Record the n beams fed at positions t .. t+m-1 (each is its own ancestor there);
+        each beam's slot at every position up to t+m-1, [t+m, users, n]."""
+        end = t + m
+        self.ancestor[t:end, :, :n] = torch.arange(n, device=self.ancestor.device)
+        self.steps_done = end
+        offset = torch.tensor([self._start(tau) for tau in range(end)], device=self.ancestor.device)
+        return self.ancestor[:end, :, :n] + offset[:, None, None]
+
     def mask(self, t: int, n: int, bias_t: torch.Tensor) -> torch.Tensor:
         """Additive mask [users, heads, n, slots up to t] for the n beams at step t, whose
         relative position bias to positions 0..t is bias_t [heads, t+1]."""
-        self.ancestor[t, :, :n] = torch.arange(n, device=self.ancestor.device)
-        self.steps_done = t + 1
         u, h = self.users, self.heads
-        offset = torch.tensor([self._start(tau) for tau in range(t + 1)], device=self.ancestor.device)
-        slot = (self.ancestor[: t + 1, :, :n] + offset[:, None, None]).permute(1, 2, 0)  # [u, n, t+1]
+        slot = self._feed(t, n, 1).permute(1, 2, 0)  # [u, n, t+1]
         out = torch.full((u, h, n, self._start(t + 1)), float("-inf"), dtype=self.keys[0].dtype,
                          device=self.keys[0].device)
         return out.scatter_(-1, slot[:, None].expand(u, h, n, t + 1),
@@ -256,11 +263,7 @@ class BeamCache:
     def history(self, t: int, n: int, m: int) -> torch.Tensor:
         """For the n beams fed at positions t .. t+m-1: the rows of the flattened [slots *
         users] cache holding each beam's keys at positions 0 .. t+m-1, [t+m, n, users]."""
-        end = t + m
-        self.ancestor[t:end, :, :n] = torch.arange(n, device=self.ancestor.device)
-        self.steps_done = end
-        offset = torch.tensor([self._start(tau) for tau in range(end)], device=self.ancestor.device)
-        slot = self.ancestor[:end, :, :n] + offset[:, None, None]  # [end, u, n]
+        slot = self._feed(t, n, m)  # [t+m, u, n]
         users = torch.arange(self.users, device=slot.device)[None, :, None]
         return (slot * self.users + users).transpose(1, 2)
 
