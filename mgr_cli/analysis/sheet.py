@@ -18,7 +18,10 @@ def _tile(ds: Dataset, idx: int, pivot: bool):
     from PIL import Image, ImageDraw, ImageFont
 
     tile = Image.new("RGB", (TILE, TILE + CAPTION), "white")
-    path = ds.image_path(idx)
+    try:
+        path = ds.image_path(idx)
+    except MgrError:  # outside the image folder: drawn blank, never opened
+        path = None
     if path is not None and path.exists():
         with Image.open(path) as im:
             im = im.convert("RGB")

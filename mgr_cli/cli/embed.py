@@ -41,6 +41,8 @@ def embed_cmd(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     precision: str = typer.Option("auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16."),
     missing_images: str = typer.Option("error", help="Items without a usable image: error or blank."),
+    allow_outside_images: bool = typer.Option(
+        False, "--allow-outside-images", help="Accept image paths that resolve outside the dataset's image folder."),
     seed: int = typer.Option(0, help="Seed for randomly initialised towers (tests, smoke runs)."),
     from_text: Optional[Path] = typer.Option(None, help="fused: fuse this text embeddings artifact ..."),
     from_image: Optional[Path] = typer.Option(None, help="... with this image one, encoding nothing again."),
@@ -67,7 +69,7 @@ def embed_cmd(
                       text_model=text_model, pooling=pooling, image_model=image_model,
                       image_weights=image_weights, fusion=fusion, normalize=normalize,
                       batch_size=batch_size, workers=workers, device=device, precision=precision,
-                      missing_images=missing_images, seed=seed)
+                      missing_images=missing_images, outside_images=allow_outside_images, seed=seed)
     from mgr_cli.artifacts import read_header
 
     n = read_header(dataset, "dataset")["meta"]["stats"]["items"]

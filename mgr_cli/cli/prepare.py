@@ -56,6 +56,8 @@ def prepare_cmd(
     empty_text: OnEmpty = typer.Option(OnEmpty.error, help="Items with empty text."),
     unknown_items: OnError = typer.Option(OnError.error, help="Interactions with item ids not in the item file."),
     bad_images: OnError = typer.Option(OnError.error, help="Images that do not decode."),
+    allow_outside_images: bool = typer.Option(
+        False, "--allow-outside-images", help="Accept image paths that resolve outside the image folder (refused by default)."),
     name: Optional[str] = typer.Option(None, help="Dataset name (default: the source folder's name)."),
     json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON on stdout."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
@@ -67,7 +69,8 @@ def prepare_cmd(
     cfg = PrepareConfig(k_core=k_core, max_history=max_history,
                         drop_missing_images=not keep_items_without_image,
                         unknown_items=unknown_items.value, empty_text=empty_text.value,
-                        bad_images=bad_images.value, repeats=repeats.value)
+                        bad_images=bad_images.value, repeats=repeats.value,
+                        outside_images=allow_outside_images)
     header = prepare(fmt.value, source, out, cfg=cfg, interactions=interactions, items=items,
                      images=images, no_images=no_images, name=name, command=command_line(ctx),
                      force=force, log=log)

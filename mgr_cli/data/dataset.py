@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mgr_cli.artifacts import ArtifactError, Provenance, read_jsonl, write_jsonl
+from mgr_cli.data.images import image_file
 
 KIND = "dataset"
 SPLITS = ("train", "valid", "test")
@@ -54,11 +55,12 @@ class Dataset:
     def item_index(self) -> dict[str, int]:
         return {it.id: i for i, it in enumerate(self.items)}
 
-    def image_path(self, idx: int) -> Path | None:
+    def image_path(self, idx: int, allow_outside: bool = False) -> Path | None:
+        """The item's image file; one outside the image folder is refused (see image_file)."""
         rel = self.items[idx].image
         if rel is None or self.image_root is None:
             return None
-        return Path(self.image_root) / rel
+        return image_file(self.image_root, rel, allow_outside)
 
     def examples(self, split: str) -> Iterator[Example]:
         """History -> next item examples of one split (leave-one-out, histories truncated)."""

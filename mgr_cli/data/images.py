@@ -1,9 +1,28 @@
-"""Checking that item images exist and decode, before any of them is used."""
+"""Item images: confined to their folder, checked to exist and decode before any is used."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from mgr_cli.errors import MgrError
+
+
+def image_file(root: Path | str, rel: str, allow_outside: bool = False) -> Path:
+    """`root/rel`, refused unless it resolves inside `root` (symlinks followed) or
+    `allow_outside`. Decided before the file is touched: the error never tells whether
+    a file outside exists."""
+    path = Path(root) / rel
+    if allow_outside:
+        return path
+    try:
+        inside = path.resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        inside = False
+    if not inside:
+        raise MgrError(f"image path {rel!r} does not resolve inside the image folder {root}; "
+                       "fix the items file or pass --allow-outside-images")
+    return path
 
 
 def decode_problem(path: Path) -> str | None:

@@ -1,9 +1,10 @@
 """The paper's preprocessing protocol, applied to what any reader produced.
 
-In order: unknown items and empty texts (error, or a policy the user picked), items
-without an image dropped (on by default when images are used) and undecodable images
-(error or drop), repeated purchases (kept by default), chronological order per user
-(ties keep file order), iterative k-core on users and items (k=5), leave-one-out.
+In order: unknown items and empty texts (error, or a policy the user picked), image
+paths that resolve outside the image folder (error unless allowed), items without an
+image dropped (on by default when images are used) and undecodable images (error or
+drop), repeated purchases (kept by default), chronological order per user (ties keep
+file order), iterative k-core on users and items (k=5), leave-one-out.
 Every step's removals are counted in the report that the dataset artifact records.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mgr_cli.data.dataset import Dataset, Item
-from mgr_cli.data.images import find_bad_images
+from mgr_cli.data.images import find_bad_images, image_file
 from mgr_cli.data.readers.common import RawData
 from mgr_cli.errors import MgrError
 
@@ -37,6 +38,7 @@ class PrepareConfig:
     empty_text: str = "error"
     bad_images: str = "error"
     repeats: str = "keep"
+    outside_images: bool = False  # allow image paths that resolve outside the image folder
 
     def problems(self) -> list[str]:
         out = [f"--{k.replace('_', '-')} must be one of {', '.join(v)}, got {getattr(self, k)!r}"
@@ -102,8 +104,9 @@ def _images(raw: RawData, inter: Interactions, cfg: PrepareConfig, report: dict,
     if not root.is_dir():
         raise MgrError(f"{root}: image folder not found; give --images DIR or --no-images")
     used = list(dict.fromkeys(i for _, i, _ in inter))
-    missing = [i for i in used if raw.items[i].image is None
-               or not os.path.exists(root / raw.items[i].image)]
+    paths = {i: image_file(root, raw.items[i].image, cfg.outside_images)
+             for i in used if raw.items[i].image is not None}
+    missing = [i for i in used if i not in paths or not os.path.exists(paths[i])]
     if missing and cfg.drop_missing_images:
         report["dropped_items_without_image"] = len(missing)
         inter = _drop_items(inter, set(missing))
@@ -113,7 +116,7 @@ def _images(raw: RawData, inter: Interactions, cfg: PrepareConfig, report: dict,
             raw.items[i].image = None
     present = [i for i in dict.fromkeys(i for _, i, _ in inter) if raw.items[i].image]
     log(f"checking that {len(present)} images decode")
-    bad = find_bad_images([root / raw.items[i].image for i in present])
+    bad = find_bad_images([paths[i] for i in present])
     if not bad:
         return inter
     if cfg.bad_images == "error":
@@ -121,7 +124,7 @@ def _images(raw: RawData, inter: Interactions, cfg: PrepareConfig, report: dict,
         raise MgrError(f"{len(bad)} images do not decode: {listing}; replace them or pass "
                        "--bad-images drop")
     bad_paths = {p for p, _ in bad}
-    bad_ids = {i for i in present if root / raw.items[i].image in bad_paths}
+    bad_ids = {i for i in present if paths[i] in bad_paths}
     report["dropped_items_bad_image"] = len(bad_ids)
     return _drop_items(inter, bad_ids)
 

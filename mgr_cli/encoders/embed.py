@@ -49,6 +49,7 @@ class EmbedConfig:
     device: str = "auto"
     precision: str = "auto"
     missing_images: str = "error"
+    outside_images: bool = False  # allow image paths resolving outside the image folder
     seed: int = 0  # random-init towers are seeded: the same weights in every rank and run
 
     def problems(self) -> list[str]:
@@ -95,9 +96,10 @@ def build_towers(cfg: EmbedConfig, device: torch.device) -> dict[str, towers.Tow
     return out
 
 
-def image_inputs(ds: Dataset, policy: str) -> tuple[list[Path | None], list[str]]:
+def image_inputs(ds: Dataset, policy: str, allow_outside: bool = False
+                 ) -> tuple[list[Path | None], list[str]]:
     """Each item's image path (None: embed a blank image), and the ids of those without one."""
-    paths = [ds.image_path(i) for i in range(len(ds.items))]
+    paths = [ds.image_path(i, allow_outside) for i in range(len(ds.items))]
     bad = [(ds.items[i].id, "no image" if p is None else decode_problem(p))
            for i, p in enumerate(paths)]
     bad = [(i, r) for i, r in bad if r is not None]
@@ -198,7 +200,8 @@ def embed(dataset: Path | str, out: Path | str, cfg: EmbedConfig, *, command: st
     dist = distributed.init(device)
     distributed.check_shardable(len(ds.items), dist, "items")
     dtype = _dtype(cfg.precision, device)
-    paths, blank = image_inputs(ds, cfg.missing_images) if "image" in need else ([], [])
+    paths, blank = (image_inputs(ds, cfg.missing_images, cfg.outside_images) if "image" in need
+                    else ([], []))
     torch.manual_seed(cfg.seed)
     tw = build_towers(cfg, device)
     mine = list(distributed.shard(len(ds.items), dist))
