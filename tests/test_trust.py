@@ -1,13 +1,17 @@
-"""Issue 16, trust: image paths confined to their folder."""
+"""Issue 16, trust: image paths confined to their folder, no hub for a run folder, the
+recorded model hash checked."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from conftest import TINY_CLIP, items_csv, make_image, write
+from conftest import TINY_CLIP, TINY_T5, items_csv, make_image, write
 from mgr_cli.cli import app
 
 runner = CliRunner()
@@ -89,3 +93,68 @@ def test_outside_images_only_with_the_option_in_prepare_and_embed(tmp_path, with
     one_line_error(mgr(*base), OUTSIDE, emb)
     r = mgr(*base, "--allow-outside-images")
     assert r.exit_code == 0, r.output
+
+
+# ------------------------------------------------------------------ run folders: no hub, hashes
+
+def test_importing_mgr_sets_the_hub_offline():
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "MGR_ALLOW_DOWNLOAD")}
+    r = subprocess.run([sys.executable, "-c", "import os, mgr_cli; print(os.environ.get('HF_HUB_OFFLINE'))"],
+                       capture_output=True, text=True, env=env, check=True)
+    assert r.stdout.strip() == "1"
+
+
+TRAIN = ["--steps", 4, "--eval-every", 2, "--batch-size", 4, "--warmup", 1, "--eval-users", 6,
+         "--device", "cpu", *TINY_T5]
+
+
+@pytest.fixture
+def tiny_run(tmp_path, tiny_tokenized) -> Path:
+    run = tmp_path / "run"
+    r = mgr("train", tiny_tokenized, "-o", run, *TRAIN)
+    assert r.exit_code == 0, r.output
+    return run
+
+
+def test_a_changed_model_fails_verify_and_evaluate(tmp_path, tiny_run, tiny_tokenized):
+    assert mgr("inspect", tiny_run / "run.jsonl", "--verify").exit_code == 0
+    model = tiny_run / "model" / "model.safetensors"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 1  # one flipped bit in the tensor data
+    model.write_bytes(bytes(data))
+    changed = "the model was changed or damaged; restore it or train again"
+    one_line_error(mgr("inspect", tiny_run / "run.jsonl", "--verify"), changed)
+    ev = tmp_path / "ev"
+    one_line_error(mgr("evaluate", tiny_run, tiny_tokenized, "-o", ev), changed, ev / "metrics.jsonl")
+    assert not ev.exists()
+
+
+def test_a_run_without_model_is_an_error_not_a_download(tmp_path, tiny_run, tiny_tokenized):
+    (tiny_run / "model").rename(tmp_path / "elsewhere")
+    ev = tmp_path / "ev"
+    line = one_line_error(mgr("evaluate", tiny_run, tiny_tokenized, "-o", ev), "no model")
+    assert line == f"Error: {tiny_run / 'model'}: no model in this run folder; train it with mgr train"
+    one_line_error(mgr("inspect", tiny_run / "run.jsonl", "--verify"), "no model in this run folder")
+    assert not ev.exists()
+
+
+def test_the_run_model_loads_local_files_only(tmp_path, tiny_run, tiny_tokenized, monkeypatch):
+    from transformers import T5ForConditionalGeneration
+
+    seen = {}
+
+    def fake(cls, path, **kwargs):
+        seen.update(kwargs, path=path)
+        raise OSError("stop here\nsecond line")
+
+    monkeypatch.setattr(T5ForConditionalGeneration, "from_pretrained", classmethod(fake))
+    r = mgr("evaluate", tiny_run, tiny_tokenized, "-o", tmp_path / "ev")
+    one_line_error(r, "model: not a loadable model (stop here); train it again with mgr train")
+    assert seen["local_files_only"] is True and seen["path"] == tiny_run / "model"
+
+
+def test_a_damaged_model_config_is_one_line(tmp_path, tiny_run, tiny_tokenized):
+    (tiny_run / "model" / "config.json").write_text("{not json")
+    ev = tmp_path / "ev"
+    one_line_error(mgr("evaluate", tiny_run, tiny_tokenized, "-o", ev), "not a loadable model")
+    assert not ev.exists()

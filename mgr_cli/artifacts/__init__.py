@@ -17,11 +17,12 @@ from mgr_cli.artifacts.core import (
     write_jsonl,
     write_tensors,
 )
-from mgr_cli.artifacts.lineage import Node, find_ancestor, lineage, problems, require_agreement
+from mgr_cli.artifacts.lineage import (Node, find_ancestor, lineage, model_problem, problems,
+                                      require_agreement)
 
 __all__ = [
     "SCHEMAS", "ArtifactError", "Input", "Provenance", "artifact_format", "check_output",
     "read_header", "read_jsonl", "read_tensors", "register_kind", "sha256_file",
     "source_entry", "verify", "write_jsonl", "write_tensors", "Node", "lineage", "problems",
-    "require_agreement", "find_ancestor",
+    "require_agreement", "find_ancestor", "model_problem",
 ]

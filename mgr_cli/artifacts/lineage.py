@@ -39,6 +39,8 @@ def lineage(path: Path | str, *, check: bool = False, role: str = "artifact",
     if expected_hash and header["content_hash"] != expected_hash:
         status = (f"{path}: content hash {header['content_hash'][:19]}... is not the one its "
                   f"child recorded ({expected_hash[:19]}...): it was re-made or replaced")
+    elif check and header["kind"] == "run" and "model_sha256" in header["meta"]:
+        status = model_problem(path, header) or status
     node = Node(role, path, header, status)
     key = path.resolve()
     if key in seen:
@@ -50,6 +52,20 @@ def lineage(path: Path | str, *, check: bool = False, role: str = "artifact",
         node.parents.append(lineage(parent_path(path, entry), check=check, role=entry["role"],
                                     expected_hash=entry["content_hash"], _seen=seen))
     return node
+
+
+def model_problem(run_file: Path, header: dict) -> str | None:
+    """What is wrong with the model/ beside a run.jsonl: missing, or not the one whose
+    model_sha256 the run recorded; None when it is fine."""
+    model = Path(run_file).parent / "model" / "model.safetensors"
+    if not model.is_file():
+        return f"{model.parent}: no model in this run folder; train it with mgr train"
+    want = header["meta"].get("model_sha256")
+    got = sha256_file(model) if want else None
+    if got != want:
+        return (f"{model}: sha256 {got[7:19]}... is not the {want[7:19]}... that the run "
+                "recorded: the model was changed or damaged; restore it or train again")
+    return None
 
 
 def _source_status(src: dict) -> str:

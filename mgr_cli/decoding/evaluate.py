@@ -25,11 +25,21 @@ from mgr_cli.tokens.stage import Tokenized
 def load_run_model(run_dir: Path, tok: Tokenized, device: torch.device, precision: str = "fp32"):
     from transformers import T5ForConditionalGeneration
 
+    from mgr_cli.artifacts import model_problem
+
     run = read_header(run_dir / "run.jsonl", "run")
     if run["meta"]["vocab_fingerprint"] != tok.header["meta"]["vocab_fingerprint"]:
         raise MgrError(f"{run_dir}: the model's vocabulary does not match {tok.path}; evaluate "
                        "with the tokenized data the model was trained on")
-    model = T5ForConditionalGeneration.from_pretrained(run_dir / "model").to(device).eval()
+    problem = model_problem(run_dir / "run.jsonl", run)  # missing, or not the recorded one
+    if problem:
+        raise MgrError(problem)
+    try:  # a run folder is local: never a hub download
+        model = T5ForConditionalGeneration.from_pretrained(run_dir / "model", local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise MgrError(f"{run_dir / 'model'}: not a loadable model ({str(e).splitlines()[0]}); "
+                       "train it again with mgr train") from None
+    model = model.to(device).eval()
     if precision == "bf16":
         model = model.to(torch.bfloat16)  # scores are still accumulated in fp32
     return model, run
