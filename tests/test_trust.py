@@ -1,9 +1,12 @@
 """Issue 16, trust: image paths confined to their folder, no hub for a run folder, the
-recorded model hash checked."""
+recorded model hash checked, and bad input stopped up front with one line and nothing
+written."""
 
 from __future__ import annotations
 
+import gzip
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import TINY_CLIP, TINY_T5, items_csv, make_image, write
+from conftest import TINY_CLIP, TINY_T5, interactions_csv, items_csv, make_image, write
 from mgr_cli.cli import app
 
 runner = CliRunner()
@@ -158,3 +161,104 @@ def test_a_damaged_model_config_is_one_line(tmp_path, tiny_run, tiny_tokenized):
     ev = tmp_path / "ev"
     one_line_error(mgr("evaluate", tiny_run, tiny_tokenized, "-o", ev), "not a loadable model")
     assert not ev.exists()
+
+
+# ------------------------------------------------------------------ bad input, one line
+
+@pytest.fixture
+def tiny_embeddings(tmp_path, tiny_dataset) -> Path:
+    out = tmp_path / "text.safetensors"
+    assert mgr("embed", tiny_dataset, "-o", out, *TINY_EMBED).exit_code == 0
+    return out
+
+
+def _quantize(get, tmp, *flags):
+    out = tmp / "ids.safetensors"
+    return ["quantize", get("tiny_embeddings"), "-o", out, *flags], out
+
+
+def _inter(tmp, data: bytes, name: str = "interactions.csv"):
+    """The generic dataset with its interactions file replaced by `data` (raw bytes)."""
+    d = tmp / "generic"
+    (d / "interactions.csv").unlink()
+    (d / name).write_bytes(data)
+    out = tmp / "d.jsonl"
+    return ["prepare", "generic", d, "-o", out, "--k-core", 3], out
+
+
+GOOD = interactions_csv({"u1": list("abcd"), "u2": list("bcda"), "u3": list("cdab"), "u4": list("dabc")})
+
+
+def _with_line(line: str, at: int = 3) -> bytes:
+    lines = GOOD.splitlines()
+    return ("\n".join(lines[:at - 1] + [line] + lines[at - 1:]) + "\n").encode()
+
+
+CASES = {
+    "quantize --batch-size -1": (lambda get, tmp: _quantize(get, tmp, "--batch-size", -1),
+                                 "--batch-size must be at least 1 (or 0: automatic)"),
+    "quantize --hidden 0": (lambda get, tmp: _quantize(get, tmp, "--hidden", "0"),
+                            "--hidden sizes must be at least 1"),
+    "quantize --hidden 8,-2": (lambda get, tmp: _quantize(get, tmp, "--hidden", "8,-2"),
+                               "--hidden sizes must be at least 1"),
+    "quantize --epochs 0": (lambda get, tmp: _quantize(get, tmp, "--epochs", 0), "--epochs must be at least 1"),
+    "quantize --lr nan": (lambda get, tmp: _quantize(get, tmp, "--lr", "nan"), "--lr must be a positive number"),
+    "sasrec train --epochs 0": (
+        lambda get, tmp: (["sasrec", "train", get("tiny_dataset"), "-o", tmp / "sr", "--epochs", 0],
+                          tmp / "sr" / "run.jsonl"), "--epochs must be at least 1"),
+    "sasrec train --heads 3": (
+        lambda get, tmp: (["sasrec", "train", get("tiny_dataset"), "-o", tmp / "sr", "--hidden", 16,
+                           "--heads", 3], tmp / "sr" / "run.jsonl"),
+        "--heads must be at least 1 and divide --hidden"),
+    "sasrec train --dropout 1.5": (
+        lambda get, tmp: (["sasrec", "train", get("tiny_dataset"), "-o", tmp / "sr", "--dropout", 1.5],
+                          tmp / "sr" / "run.jsonl"), "--dropout must be at least 0 and below 1"),
+    "evaluate --batch-size -4": (
+        lambda get, tmp: (["evaluate", get("tiny_run"), get("tiny_tokenized"), "-o", tmp / "ev",
+                           "--batch-size", -4], tmp / "ev" / "metrics.jsonl"),
+        "--batch-size must be at least 1, got -4"),
+    "non-UTF-8 bytes": (lambda get, tmp: _inter(tmp, _with_line("u9,a,1").replace(b"u9", b"u\xff")),
+                        "interactions.csv:3: not valid utf-8 text; re-save the file as utf-8"),
+    "NaN timestamp": (lambda get, tmp: _inter(tmp, _with_line("u1,a,nan")),
+                      "interactions.csv:3: timestamp 'nan' is not a finite number"),
+    "inf timestamp": (lambda get, tmp: _inter(tmp, _with_line("u1,a,-inf", at=5)),
+                      "interactions.csv:5: timestamp '-inf' is not a finite number"),
+    "plain file named .gz": (lambda get, tmp: _inter(tmp, GOOD.encode(), "interactions.csv.gz"),
+                             "interactions.csv.gz: damaged or not gzip-compressed"),
+    "truncated gzip": (lambda get, tmp: _inter(tmp, gzip.compress(GOOD.encode() + GOOD.partition("\n")[2].encode() * 50)[:-30],
+                                               "interactions.csv.gz"),
+                       "interactions.csv.gz: damaged or not gzip-compressed"),
+    "safetensors header of 2^62 bytes": (lambda get, tmp: (["inspect", _huge_header(tmp)], tmp / "none"),
+                                         "not a safetensors file, or its header is truncated"),
+    "prepare output under a file": (
+        lambda get, tmp: (["prepare", "generic", tmp / "generic", "-o", _file(tmp) / "d.jsonl",
+                           "--k-core", 3], tmp / "f" / "d.jsonl"), "f is a file, not a folder"),
+    "sasrec run folder is a file": (
+        lambda get, tmp: (["sasrec", "train", get("tiny_dataset"), "-o", _file(tmp), "--epochs", 1],
+                          tmp / "f" / "run.jsonl"), "f is a file, not a folder"),
+}
+
+
+def _huge_header(tmp: Path) -> Path:
+    path = tmp / "x.safetensors"
+    path.write_bytes(struct.pack("<Q", 2 ** 62) + b'{"a": 1}')
+    return path
+
+
+def _file(tmp: Path) -> Path:
+    return write(tmp / "f", "a plain file")
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_and_writes_nothing(case, request, tmp_path, generic_dir):
+    build, message = CASES[case]
+    args, out = build(request.getfixturevalue, tmp_path)
+    one_line_error(mgr(*args), message, out)
+
+
+def test_a_utf8_bom_in_a_csv_header_is_dropped(tmp_path, generic_dir):
+    for name in ("items.csv", "interactions.csv"):
+        p = generic_dir / name
+        p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
+    r = mgr("prepare", "generic", generic_dir, "-o", tmp_path / "d.jsonl", "--k-core", 3)
+    assert r.exit_code == 0, r.output

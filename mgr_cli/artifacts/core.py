@@ -103,6 +103,9 @@ def source_entry(path: Path) -> dict[str, Any]:
 def check_output(path: Path | str, force: bool) -> Path:
     """Refuse to overwrite an existing output unless forced. Call before expensive work."""
     path = Path(path)
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ArtifactError(f"{path}: {parent} is a file, not a folder; give another output path")
     if path.exists() and not force:
         raise ArtifactError(f"{path} already exists; pass --force to overwrite it")
     if path.exists() and path.is_dir():
@@ -383,7 +386,7 @@ def read_header(path: Path | str, kind: str | None = None) -> dict:
         with open(path, "rb") as f:
             head = f.read(8)
             n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
-            data = head + f.read(n)
+            data = head + f.read(min(n, path.stat().st_size))  # a huge length is a damaged file
         header = _st_header(path, data)[0]
     _check_kind(path, header, kind)
     return header

@@ -54,6 +54,9 @@ def evaluate_cmd(
         raise MgrError("give RUN, TOKENIZED and --out (or --compare A B)")
     if split not in ("test", "valid"):
         raise MgrError(f"--split must be test or valid, got {split!r}")
+    for option, value in (("--batch-size", batch_size), ("--limit", limit)):
+        if value is not None and value < 1:
+            raise MgrError(f"{option} must be at least 1, got {value}")
     mods = [m.strip() for m in modalities.split(",")] if modalities else None
     meta = evaluate(run, tokenized, out, split=split, beams=beams, k=top_k, batch_size=batch_size,
                     workers=workers or None, modalities=mods, limit=limit, sample=sample, seed=seed, device=device, precision=precision,

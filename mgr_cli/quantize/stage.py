@@ -4,6 +4,7 @@ tokenizers."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -48,6 +49,11 @@ class QuantizeConfig:
                   (self.codebook_size >= 2, "--codebook-size must be at least 2"),
                   (self.dedup in ("always", "auto", "never"), "--dedup must be always, auto or never"),
                   (self.latent_dim >= 1, "--latent-dim must be at least 1"),
+                  (all(h >= 1 for h in self.hidden), "--hidden sizes must be at least 1"),
+                  (self.batch_size >= 0, "--batch-size must be at least 1 (or 0: automatic)"),
+                  (self.max_epochs >= 1, "--epochs must be at least 1"),
+                  (self.patience >= 1, "--patience must be at least 1"),
+                  (math.isfinite(self.lr) and self.lr > 0, "--lr must be a positive number"),
                   (self.alpha >= 0 and self.gamma >= 0, "--alpha and --gamma must not be negative"),
                   (self.clusters >= 2, "--clusters must be at least 2")]
         return [msg for ok, msg in checks if not ok]

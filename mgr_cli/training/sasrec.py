@@ -11,6 +11,7 @@ and `model.safetensors` (the best model).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -40,6 +41,22 @@ class SASRecTrainConfig:
     seed: int = 0
     device: str = "auto"
     model: SASRecConfig = field(default_factory=SASRecConfig)
+
+    def problems(self) -> list[str]:
+        m = self.model
+        checks = [(self.epochs >= 1, "--epochs must be at least 1"),
+                  (self.batch_size >= 1, "--batch-size must be at least 1"),
+                  (math.isfinite(self.lr) and self.lr > 0, "--lr must be a positive number"),
+                  (self.eval_every >= 1, "--eval-every must be at least 1"),
+                  (self.eval_users >= 1, "--eval-users must be at least 1"),
+                  (self.patience >= 0, "--patience must be 0 (never stop early) or more"),
+                  (m.hidden >= 1, "--hidden must be at least 1"),
+                  (m.layers >= 1, "--layers must be at least 1"),
+                  (m.heads >= 1 and m.hidden % m.heads == 0,
+                   "--heads must be at least 1 and divide --hidden"),
+                  (0 <= m.dropout < 1, "--dropout must be at least 0 and below 1"),
+                  (m.max_len >= 1, "--max-len must be at least 1")]
+        return [msg for ok, msg in checks if not ok]
 
 
 def _left_pad(seqs: list[list[int]], length: int) -> torch.Tensor:
@@ -83,9 +100,12 @@ def _validate(model, ds, cfg, device) -> dict:
 def train_sasrec(dataset: Path | str, out_dir: Path | str, cfg: SASRecTrainConfig, *,
                  command: str = "python API", force: bool = False,
                  log: Callable[[str], None] = lambda s: None) -> dict | None:
+    if cfg.problems():
+        raise MgrError("; ".join(cfg.problems()))
     out_dir = Path(out_dir)
     if (out_dir / "run.jsonl").exists() and not force:
         raise MgrError(f"{out_dir} already holds a finished run; pass --force to overwrite it")
+    check_output(out_dir / "run.jsonl", force=True)  # refuses a run folder under a file
     ds, dh = load_dataset(dataset)
     dist = distributed.from_env()
     device = distributed.pick_device(cfg.device, dist)

@@ -20,8 +20,8 @@ import re
 from pathlib import Path
 
 from mgr_cli.data.dataset import Item
-from mgr_cli.data.readers.common import (RawData, add_item, as_text, find_file, join_text,
-                                         open_text, read_csv, read_json_lines)
+from mgr_cli.data.readers.common import (RawData, add_item, as_text, as_time, find_file,
+                                         join_text, open_text, read_csv, read_json_lines)
 from mgr_cli.errors import MgrError
 
 
@@ -108,11 +108,10 @@ def read_raw(source: Path, *, interactions: Path | None = None, items: Path | No
     inter: list[tuple[str, str, float]] = []
     for lineno, obj in read_json_lines(reviews):
         try:
-            inter.append((obj["reviewerID"], obj["asin"], float(obj["unixReviewTime"])))
+            user, asin, t = obj["reviewerID"], obj["asin"], obj["unixReviewTime"]
         except KeyError as e:
             raise MgrError(f"{reviews}:{lineno}: review without {e}") from None
-        except (TypeError, ValueError):
-            raise MgrError(f"{reviews}:{lineno}: unixReviewTime is not a number") from None
+        inter.append((user, asin, as_time(t, reviews, lineno, "unixReviewTime")))
     name = re.sub(r"\.json(\.gz)?$", "", reviews.name)
     return RawData("amazon-raw", table, inter, [reviews, meta], image_root=images,
                    notes={"reviews_file": name})

@@ -4,13 +4,16 @@ file:line errors, and text helpers."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import csv
 import gzip
 import io
 import json
+import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator, TextIO
 
 from mgr_cli.data.dataset import Item
 from mgr_cli.errors import MgrError
@@ -37,12 +40,42 @@ class RawData:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
-def open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
+def _open_bytes(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _undecodable_line(path: Path, encoding: str) -> int:
+    """The number of the first line that does not decode (for the error message only)."""
+    lineno = 0
+    try:
+        with _open_bytes(path) as f:
+            for lineno, line in enumerate(f, start=1):
+                line.decode(encoding)
+    except UnicodeDecodeError:
+        return lineno
+    except (EOFError, OSError, zlib.error):
+        pass
+    return lineno + 1
+
+
+@contextlib.contextmanager
+def open_text(path: Path, encoding: str = "utf-8") -> Iterator[TextIO]:
+    """A text file (gzipped if named .gz; a UTF-8 byte order mark dropped). Undecodable
+    bytes and damaged gzip streams stop with a one-line error naming the file."""
     if not path.exists():
         raise MgrError(f"{path}: no such file")
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding=encoding, newline="")
-    return open(path, encoding=encoding, newline="")
+    codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    try:
+        with io.TextIOWrapper(_open_bytes(path), encoding=codec, newline="") as f:
+            yield f
+    except UnicodeDecodeError:
+        raise MgrError(f"{path}:{_undecodable_line(path, codec)}: not valid {encoding} text; "
+                       f"re-save the file as {encoding}") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise MgrError(f"{path}: damaged or not gzip-compressed ({e}); re-download it, or "
+                       "drop .gz from the name of a plain text file") from None
+    except OSError as e:
+        raise MgrError(f"{path}: cannot be read ({e.strerror or e})") from None
 
 
 def find_file(source: Path, *names: str, what: str) -> Path:
@@ -118,10 +151,21 @@ def load_json(path: Path) -> Any:
     if not path.exists():
         raise MgrError(f"{path}: no such file")
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             return json.load(f)
     except ValueError as e:
         raise MgrError(f"{path}: invalid JSON ({e})") from None
+
+
+def as_time(value: Any, path: Path, lineno: int, column: str) -> float:
+    """A timestamp as a finite float, else a `file:line` error naming the column."""
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise MgrError(f"{path}:{lineno}: {column} {value!r} is not a number") from None
+    if not math.isfinite(t):
+        raise MgrError(f"{path}:{lineno}: {column} {value!r} is not a finite number")
+    return t
 
 
 def add_item(items: dict[str, Item], item: Item, path: Path, lineno: int | str) -> None:

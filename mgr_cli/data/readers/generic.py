@@ -5,8 +5,9 @@
 
 `timestamp` is any number (e.g. unix seconds); without it, the file's order is the time
 order. Equal timestamps keep the file's order. `image` is a path relative to the folder
-given with --images (default: the items file's folder). Every other item column is kept
-as a category field (usable by `mgr analyze-ami`). Both files may be gzipped.
+given with --images (default: the items file's folder) that must resolve inside it
+(unless --allow-outside-images). Every other item column is kept as a category field
+(usable by `mgr analyze-ami`). Both files may be gzipped.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mgr_cli.data.dataset import Item
-from mgr_cli.data.readers.common import RawData, add_item, find_file, read_csv, read_json_lines
+from mgr_cli.data.readers.common import (RawData, add_item, as_time, find_file, read_csv,
+                                         read_json_lines)
 from mgr_cli.errors import MgrError
 
 ITEM_COLUMNS = ["item_id", "text"]
@@ -49,10 +51,7 @@ def read(source: Path, *, interactions: Path | None = None, items: Path | None =
     inter: list[tuple[str, str, float]] = []
     for lineno, row in _rows(inter_file, INTER_COLUMNS):
         ts = row.get("timestamp")
-        try:
-            t = float(ts) if ts not in (None, "") else 0.0
-        except (TypeError, ValueError):
-            raise MgrError(f"{inter_file}:{lineno}: timestamp {ts!r} is not a number") from None
+        t = as_time(ts, inter_file, lineno, "timestamp") if ts not in (None, "") else 0.0
         inter.append((str(row["user_id"]), str(row["item_id"]), t))
     root = images or (item_file.parent if has_images else None)
     return RawData("generic", table, inter, [inter_file, item_file], image_root=root)

@@ -14,8 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mgr_cli.data.dataset import Item
-from mgr_cli.data.readers.common import RawData, add_item, join_text, read_csv
-from mgr_cli.errors import MgrError
+from mgr_cli.data.readers.common import RawData, add_item, as_time, join_text, read_csv
 
 GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
           "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
@@ -57,9 +56,6 @@ def read(source: Path, *, interactions: Path | None = None, items: Path | None =
     inter: list[tuple[str, str, float]] = []
     for lineno, row in read_csv(data, [], delimiter="\t",
                                  header=["user", "item", "rating", "time"], quoting=False):
-        try:
-            inter.append((row["user"], row["item"], float(row["time"])))
-        except ValueError:
-            raise MgrError(f"{data}:{lineno}: time {row['time']!r} is not a number") from None
+        inter.append((row["user"], row["item"], as_time(row["time"], data, lineno, "time")))
     return RawData("movielens", table, inter, sources, image_root=images,
                    notes={"tmdb_repeated_rows_kept_first": repeated})
