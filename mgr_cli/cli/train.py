@@ -25,7 +25,11 @@ def _run(task: str, ctx: typer.Context, tokenized: Path, out: Path, **kw) -> Non
                                                    "d_kv", "d_ff", "dropout")})
     resume, force = kw.pop("resume"), kw.pop("force")
     cfg = TrainConfig(task=task, model=model, **kw)
-    train(tokenized, out, cfg, resume=resume, command=command_line(ctx), force=force, log=log)
+    from mgr_cli.cli.progress import progress_bar
+
+    with progress_bar(cfg.steps, task if task == "align" else "train") as advance:
+        train(tokenized, out, cfg, resume=resume, command=command_line(ctx), force=force, log=log,
+              progress=advance)
 
 
 def _options(task: str):
@@ -48,6 +52,7 @@ def _options(task: str):
         eval_beams: int = typer.Option(20, help="Beams for validation decoding."),
         metric: str = typer.Option("ndcg@10", help="Early-stopping metric (rec)."),
         patience: int = typer.Option(0, help="Stop after N evaluations without improvement (0: never)."),
+        max_minutes: float = typer.Option(0.0, help="Stop (validate, keep the best model) once this much wall time has passed (0: no limit)."),
         layers: int = typer.Option(4, help="Encoder layers."),
         decoder_layers: int = typer.Option(4, help="Decoder layers."),
         d_model: int = typer.Option(128, help="Model width."),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,7 @@ from mgr_cli.errors import MgrError
 from mgr_cli.models.dropout import use_fast_dropout
 from mgr_cli.models.t5 import ModelConfig, build_model, load_pretrained_t5
 from mgr_cli.tokens.stage import Tokenized
+from mgr_cli.training import checkpoint
 from mgr_cli.training.data import Batches
 
 RUN_KIND = "run"
@@ -56,6 +58,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     init: str | None = None
+    max_minutes: float = 0.0
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def problems(self) -> list[str]:
@@ -66,6 +69,21 @@ class TrainConfig:
                   (self.precision in ("auto", "fp32", "bf16"), "--precision must be auto, fp32 or bf16"),
                   (self.metric in ("mrr", "ndcg@5", "ndcg@10", "ndcg@20", "hits@1", "hits@5",
                                    "hits@10", "hits@20"), f"unknown --metric {self.metric!r}")]
+        m = self.model
+        finite = all(math.isfinite(v) for v in (self.lr, self.weight_decay, self.clip, m.dropout))
+        checks += [(finite, "--lr, --weight-decay, --clip and --dropout must be finite numbers"),
+                   (self.lr > 0, "--lr must be above 0"),
+                   (self.warmup >= 0, "--warmup must be 0 or more"),
+                   (self.weight_decay >= 0, "--weight-decay must be 0 or more"),
+                   (self.clip > 0, "--clip must be above 0"),
+                   (self.eval_users >= 1, "--eval-users must be at least 1"),
+                   (self.eval_beams >= 1, "--eval-beams must be at least 1"),
+                   (self.patience >= 0, "--patience must be 0 or more"),
+                   (math.isfinite(self.max_minutes) and self.max_minutes >= 0,
+                    "--max-minutes must be 0 (no limit) or more"),
+                   (0 <= m.dropout < 1, "--dropout must be in [0, 1)")]
+        checks += [(getattr(m, k) >= 1, f"--{k.replace('_', '-')} must be at least 1")
+                   for k in ("layers", "decoder_layers", "d_model", "heads", "d_kv", "d_ff")]
         return [msg for ok, msg in checks if not ok]
 
 
@@ -75,6 +93,32 @@ def _schedule(cfg: TrainConfig) -> Callable[[int], float]:
             return (step + 1) / cfg.warmup
         return max(0.0, (cfg.steps - step) / max(1, cfg.steps - cfg.warmup))
     return factor
+
+
+def _use_bf16(precision: str, device: torch.device) -> bool:
+    """bf16 autocast: asked for, or `auto` on CUDA and on CPUs with AMX-BF16 units."""
+    if precision != "auto":
+        return precision == "bf16"
+    return device.type == "cuda" or (device.type == "cpu" and has_amx_bf16())
+
+
+def has_amx_bf16() -> bool:
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on the matrices of the layers only: not on embeddings (the shared
+    token table, relative-position buckets) nor on layer-norm scales."""
+    decay, keep = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        no_decay = p.ndim < 2 or "embed" in name or "shared" in name or "relative_attention_bias" in name
+        (keep if no_decay else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
 
 
 def _init_model(cfg: TrainConfig, tok: Tokenized, log) -> tuple[torch.nn.Module, dict]:
@@ -91,24 +135,10 @@ def _init_model(cfg: TrainConfig, tok: Tokenized, log) -> tuple[torch.nn.Module,
         from transformers import T5ForConditionalGeneration
 
         log(f"starting from the {run['meta']['task']} run in {path}")
-        return T5ForConditionalGeneration.from_pretrained(path / "model"), {"init_run": run}
+        model = T5ForConditionalGeneration.from_pretrained(path / "model", local_files_only=True)
+        return model, {"init_run": run}
     log(f"starting from the pretrained T5 in {path}")
     return load_pretrained_t5(path, size), {}
-
-
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _validate(model, tok: Tokenized, cfg: TrainConfig, device, src, tgt) -> dict:
@@ -139,8 +169,10 @@ def _validate(model, tok: Tokenized, cfg: TrainConfig, device, src, tgt) -> dict
 
 def train(tokenized: Path | str, out_dir: Path | str, cfg: TrainConfig, *, resume: bool = False,
           command: str = "python API", force: bool = False,
-          log: Callable[[str], None] = lambda s: None) -> dict | None:
-    """Train on `tokenized`; rank 0 writes `out_dir` and returns the run header."""
+          log: Callable[[str], None] = lambda s: None,
+          progress: Callable[[int], None] = lambda n: None) -> dict | None:
+    """Train on `tokenized`; rank 0 writes `out_dir` and returns the run header.
+    `progress(n)` is told of every n steps done (a progress bar)."""
     if cfg.problems():
         raise MgrError("; ".join(cfg.problems()))
     out_dir = Path(out_dir)
@@ -149,8 +181,11 @@ def train(tokenized: Path | str, out_dir: Path | str, cfg: TrainConfig, *, resum
         raise MgrError(f"{out_dir} already holds a finished run; pass --force to overwrite it "
                        "or --resume to continue it")
     ckpt = out_dir / "checkpoint"
-    if resume and not (ckpt / "state.pt").exists():
+    if resume and not checkpoint.exists(ckpt):
         raise MgrError(f"{ckpt}: no checkpoint to resume from")
+    if not (resume or force) and (checkpoint.exists(ckpt) or (out_dir / "model").exists()):
+        raise MgrError(f"{out_dir} holds an unfinished run; pass --resume to continue it or "
+                       "--force to start over")
     from mgr_cli.models.t5 import quiet_transformers
 
     quiet_transformers()
@@ -165,34 +200,49 @@ def train(tokenized: Path | str, out_dir: Path | str, cfg: TrainConfig, *, resum
     if device.type == "cpu":
         use_fast_dropout(model)
     model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            foreach=True)
+    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, foreach=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
     state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "best_step": None, "stale": 0, "log": []}
     if resume:
-        saved = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(ckpt / "model.safetensors", device=str(device)), strict=False)
-        opt.load_state_dict(saved["optimizer"])
+        saved = checkpoint.load(ckpt, device)
+        changed = _changed_options(saved["config"], asdict(cfg))
+        if changed:
+            raise MgrError(f"{ckpt}: --resume continues the run as it was configured; changed: "
+                           f"{changed} (start a new run, optionally --init from this one)")
+        try:
+            model.load_state_dict(saved["model"], strict=False)
+            opt.load_state_dict(saved["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise MgrError(f"{ckpt}: does not fit this model ({str(e).splitlines()[0][:100]}); "
+                           "resume with the options the run was started with") from None
         sched.load_state_dict(saved["scheduler"])
         state = saved["state"]
-        rngs = saved["rng"]  # one per rank; an interrupted run saved rank 0's only
-        _set_rng_state(rngs[dist.rank] if len(rngs) == dist.world else rngs[0])
+        rngs = saved["rngs"]  # one per rank; an interrupted run saved rank 0's only
+        checkpoint.set_rng_state(rngs[dist.rank] if len(rngs) == dist.world else rngs[0])
         log(f"resuming at step {state['step']}")
     net = model
     if dist.active:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     batches = Batches(src, tgt, cfg.batch_size, cfg.seed, dist.rank, dist.world)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                if device.type == "cuda" and cfg.precision in ("auto", "bf16")
-                else contextlib.nullcontext())
-    t0, seen = time.perf_counter(), 0
-    try:
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
+                if _use_bf16(cfg.precision, device) else contextlib.nullcontext())
+    for key in ("seconds", "loss_sum", "loss_n"):
+        state.setdefault(key, 0)
+    clock, seen = time.perf_counter(), 0
+    progress(state["step"])
+    with _interrupt_at_step_boundary(dist, device) as interrupted:
         while state["step"] < cfg.steps:
             epoch_batches = batches.epoch(state["epoch"])
             while state["batch"] < len(epoch_batches) and state["step"] < cfg.steps:
+                if interrupted():
+                    state["seconds"] += time.perf_counter() - clock
+                    if dist.main:
+                        checkpoint.save(ckpt, model, opt, sched, state, [checkpoint.rng_state()],
+                                        asdict(cfg))
+                    distributed.finish(dist)
+                    raise MgrError(f"interrupted at step {state['step']}; a resumable checkpoint is "
+                                   f"in {ckpt}: continue with --resume")
                 b = batches.collate(epoch_batches[state["batch"]], device)
                 with autocast:
                     loss = net(**b).loss
@@ -204,19 +254,30 @@ def train(tokenized: Path | str, out_dir: Path | str, cfg: TrainConfig, *, resum
                 state["batch"] += 1
                 state["step"] += 1
                 seen += len(b["input_ids"])
-                if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.steps:
-                    if _evaluate_and_save(model, opt, sched, tok, cfg, state, dist, device, out_dir,
-                                          float(loss.detach()), seen / (time.perf_counter() - t0), log,
-                                          (src, tgt)):
+                state["loss_sum"] += float(loss.detach())
+                state["loss_n"] += 1
+                progress(1)
+                out_of_time = _out_of_time(cfg, state, clock, dist, device)
+                if out_of_time or state["step"] % cfg.eval_every == 0 or state["step"] == cfg.steps:
+                    now = time.perf_counter()
+                    state["seconds"] += now - clock
+                    mean_loss = state["loss_sum"] / state["loss_n"]
+                    state["loss_sum"], state["loss_n"] = 0, 0
+                    stop = _evaluate_and_save(model, opt, sched, tok, cfg, state, dist, device, out_dir,
+                                              mean_loss, seen * dist.world / (now - clock),
+                                              log, (src, tgt))
+                    if out_of_time:
+                        state["stopped"] = f"--max-minutes {cfg.max_minutes:g}"
+                        log(f"stopping at step {state['step']}: --max-minutes {cfg.max_minutes:g} reached")
+                    elif stop:
+                        state["stopped"] = f"--patience {cfg.patience}"
+                    if stop or out_of_time:
+                        state["steps_done"] = state["step"]
                         state["step"] = cfg.steps  # early stop
+                    clock, seen = time.perf_counter(), 0
             if state["batch"] >= len(epoch_batches):
                 state["epoch"] += 1
                 state["batch"] = 0
-    except KeyboardInterrupt:
-        if dist.main:
-            _save_checkpoint(model, opt, sched, state, [_rng_state()], out_dir)
-        raise MgrError(f"interrupted at step {state['step']}; a resumable checkpoint is in "
-                       f"{ckpt}: continue with --resume") from None
     header = None
     if dist.main:
         header = _write_run(out_dir, tok, cfg, state, command, extra)
@@ -231,9 +292,11 @@ def _evaluate_and_save(model, opt, sched, tok, cfg, state, dist, device, out_dir
                        rate, log, examples) -> bool:
     """Validate (rank 0), keep the best model, checkpoint; True to stop early."""
     stop = False
-    rngs = distributed.gather(_rng_state(), dist)  # every rank's, for an exact resume
+    rngs = distributed.gather(checkpoint.rng_state(), dist)  # every rank's, for an exact resume
     if dist.main:
+        started = time.perf_counter()
         result = _validate(model, tok, cfg, device, *examples)
+        eval_seconds = time.perf_counter() - started
         key = cfg.metric if cfg.task == "rec" else "loss"
         value = result[key]
         better = state["best"] is None or (value > state["best"] if cfg.task == "rec" else value < state["best"])
@@ -242,11 +305,15 @@ def _evaluate_and_save(model, opt, sched, tok, cfg, state, dist, device, out_dir
             model.save_pretrained(out_dir / "model")
         else:
             state["stale"] += 1
-        entry = {"step": state["step"], "train_loss": round(loss, 5), "samples_per_s": round(rate, 1),
+        entry = {"step": state["step"], "epoch": round(state["step"] * cfg.batch_size * dist.world
+                                                        / len(examples[0]), 2),
+                 "minutes": round(state["seconds"] / 60, 2), "train_loss": round(loss, 5),
+                 "samples_per_s": round(rate, 1), "eval_seconds": round(eval_seconds, 1),
                  **{k: round(v, 6) for k, v in result.items()}}
         state["log"].append(entry)
         log(json.dumps(entry))
-        _save_checkpoint(model, opt, sched, state, rngs, out_dir)
+        state["seconds"] += time.perf_counter() - started  # validation is part of the wall time
+        checkpoint.save(out_dir / "checkpoint", model, opt, sched, state, rngs, asdict(cfg))
         stop = bool(cfg.patience) and state["stale"] >= cfg.patience
     if dist.active:
         flag = torch.tensor([int(stop)], device=device)
@@ -255,22 +322,66 @@ def _evaluate_and_save(model, opt, sched, tok, cfg, state, dist, device, out_dir
     return stop
 
 
-def _save_checkpoint(model, opt, sched, state, rngs: list, out_dir: Path) -> None:
-    from safetensors.torch import save_file
+def _out_of_time(cfg: TrainConfig, state: dict, clock: float, dist, device) -> bool:
+    """--max-minutes: the wall time so far (validations included) has reached the budget.
+    Rank 0's clock decides for every rank."""
+    if not cfg.max_minutes:
+        return False
+    over = state["seconds"] + time.perf_counter() - clock >= cfg.max_minutes * 60
+    if dist.active:
+        flag = torch.tensor([int(over)], device=device)
+        torch.distributed.broadcast(flag, 0)
+        over = bool(flag.item())
+    return over
 
-    ckpt = out_dir / "checkpoint"
-    tmp = out_dir / ".checkpoint.tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()
-               if k not in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")
-               or not model.config.tie_word_embeddings}, tmp / "model.safetensors")
-    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "state": state, "rng": rngs}, tmp / "state.pt")
-    if ckpt.exists():
-        import shutil
 
-        shutil.rmtree(ckpt)
-    tmp.replace(ckpt)
+@contextlib.contextmanager
+def _interrupt_at_step_boundary(dist, device):
+    """Ctrl-C (SIGINT) or SIGTERM sets a flag that the loop reads between steps, so the
+    checkpoint it then writes is exactly the state after a whole step: `--resume` goes on
+    as if nothing happened. A second Ctrl-C stops at once. Under torchrun the ranks agree
+    on the flag every step, so they all stop after the same step."""
+    import signal
+    import threading
+
+    hit = {"flag": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def handler(signum, frame):
+        if hit["flag"]:
+            raise KeyboardInterrupt
+        hit["flag"] = True
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def interrupted() -> bool:
+        if not dist.active:
+            return hit["flag"]
+        flag = torch.tensor([int(hit["flag"])], device=device)
+        torch.distributed.all_reduce(flag)
+        return bool(flag.item())
+
+    try:
+        yield interrupted
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def _changed_options(saved: dict, now: dict) -> str:
+    """The training options a resume would change (the device may differ)."""
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{k}.") if isinstance(v, dict) else {prefix + k: v})
+        return out
+
+    a, b = flat(saved), flat(now)
+    diff = [f"--{k.split('.')[-1].replace('_', '-')} {a.get(k)} -> {b.get(k)}"
+            for k in sorted(set(a) | set(b)) if k != "device" and a.get(k) != b.get(k)]
+    return ", ".join(diff)
 
 
 def _write_run(out_dir: Path, tok: Tokenized, cfg: TrainConfig, state: dict, command: str,
@@ -279,7 +390,8 @@ def _write_run(out_dir: Path, tok: Tokenized, cfg: TrainConfig, state: dict, com
             "vocab_fingerprint": tok.header["meta"]["vocab_fingerprint"],
             "vocab_size": tok.header["meta"]["vocab_size"],
             "item_ids_hash": tok.header["meta"]["item_ids_hash"],
-            "best": state["best"], "best_step": state["best_step"], "steps": state["step"],
+            "best": state["best"], "best_step": state["best_step"], "steps": state.get("steps_done", state["step"]),
+            "stopped": state.get("stopped"), "train_minutes": round(state["seconds"] / 60, 2),
             "metric": cfg.metric if cfg.task == "rec" else "loss",
             "model_sha256": sha256_file(out_dir / "model" / "model.safetensors")}
     if "init_run" in extra:

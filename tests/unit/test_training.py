@@ -46,31 +46,107 @@ def test_existing_run_needs_force_or_resume(tiny_tokenized, tmp_path):
         train(tiny_tokenized, tmp_path / "none", cfg(), resume=True)
 
 
-def test_interrupt_then_resume_equals_uninterrupted(tiny_tokenized, tmp_path, monkeypatch):
+@pytest.mark.parametrize("at", [1, 3, 4, 6])
+def test_sigint_then_resume_equals_uninterrupted(tiny_tokenized, tmp_path, monkeypatch, at):
+    """Ctrl-C lands inside a step (here: while its batch is built; step 4 validates too);
+    the run stops after that whole step, and --resume ends byte-identical to a run
+    that was never interrupted."""
+    import os
+    import signal
+
     train(tiny_tokenized, tmp_path / "a", cfg())
     calls = {"n": 0}
     real = data_mod.Batches.collate
 
-    def flaky(self, idx, device):
+    def interrupting(self, idx, device):
         calls["n"] += 1
-        if calls["n"] == 6:
-            raise KeyboardInterrupt
+        if calls["n"] == at:
+            os.kill(os.getpid(), signal.SIGINT)
         return real(self, idx, device)
 
-    monkeypatch.setattr(data_mod.Batches, "collate", flaky)
-    with pytest.raises(MgrError, match=r"^interrupted at step 5; a resumable checkpoint is in .*"
+    monkeypatch.setattr(data_mod.Batches, "collate", interrupting)
+    with pytest.raises(MgrError, match=rf"^interrupted at step {at}; a resumable checkpoint is in .*"
                        r"checkpoint: continue with --resume$"):
         train(tiny_tokenized, tmp_path / "b", cfg())
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     monkeypatch.setattr(data_mod.Batches, "collate", real)
     train(tiny_tokenized, tmp_path / "b", cfg(), resume=True)
-    a = load_file(tmp_path / "a" / "checkpoint" / "model.safetensors")
-    b = load_file(tmp_path / "b" / "checkpoint" / "model.safetensors")
-    assert a.keys() == b.keys()
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    for name in ("model.safetensors", "state.safetensors"):
+        a = (tmp_path / "a" / "checkpoint" / name).read_bytes()
+        assert a == (tmp_path / "b" / "checkpoint" / name).read_bytes(), name
     _, la = read_jsonl(tmp_path / "a" / "run.jsonl")
     _, lb = read_jsonl(tmp_path / "b" / "run.jsonl")
     assert [r["train_loss"] for r in la] == [r["train_loss"] for r in lb]
+    assert [r["ndcg@10"] for r in la] == [r["ndcg@10"] for r in lb]
+
+
+def test_a_pickled_checkpoint_is_never_loaded(tiny_tokenized, tmp_path):
+    """A crafted state.pt (a pickle that runs a command when loaded) is refused."""
+    import pickle
+
+    marker = tmp_path / "owned"
+
+    class Exploit:
+        def __reduce__(self):
+            import os
+            return (os.system, (f"touch {marker}",))
+
+    (tmp_path / "r" / "checkpoint").mkdir(parents=True)
+    (tmp_path / "r" / "checkpoint" / "state.pt").write_bytes(pickle.dumps({"state": Exploit()}))
+    with pytest.raises(MgrError, match="old pickle format .* no longer loads"):
+        train(tiny_tokenized, tmp_path / "r", cfg(), resume=True)
+    assert not marker.exists()
+    train(tiny_tokenized, tmp_path / "ok", cfg(steps=2, eval_every=2))
+    state = tmp_path / "ok" / "checkpoint" / "state.json"
+    state.write_text('{"format": "something else"}')
+    with pytest.raises(MgrError, match="not an mgr checkpoint"):
+        train(tiny_tokenized, tmp_path / "ok", cfg(steps=4, eval_every=2), resume=True)
+
+
+def test_resume_refuses_changed_options_and_an_unfinished_run_is_kept(tiny_tokenized, tmp_path,
+                                                                        monkeypatch):
+    import os
+    import signal
+
+    real = data_mod.Batches.collate
+    calls = {"n": 0}
+
+    def interrupting(self, idx, device):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, idx, device)
+
+    monkeypatch.setattr(data_mod.Batches, "collate", interrupting)
+    with pytest.raises(MgrError, match="interrupted at step 3"):
+        train(tiny_tokenized, tmp_path / "r", cfg())
+    monkeypatch.setattr(data_mod.Batches, "collate", real)
+    with pytest.raises(MgrError, match=r"holds an unfinished run; pass --resume to continue it or "
+                       r"--force to start over"):
+        train(tiny_tokenized, tmp_path / "r", cfg())
+    with pytest.raises(MgrError, match=r"changed: --lr 0.005 -> 0.001, --seed 0 -> 1 \(start a new run"):
+        train(tiny_tokenized, tmp_path / "r", cfg(lr=1e-3, seed=1), resume=True)
+    with pytest.raises(MgrError, match=r"changed: --d-model 16 -> 32"):
+        train(tiny_tokenized, tmp_path / "r", cfg(model=ModelConfig(**{**TINY.to_dict(), "d_model": 32})),
+              resume=True)
+    assert train(tiny_tokenized, tmp_path / "r", cfg(), resume=True)["meta"]["steps"] == 8
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"eval_beams": 0}, "--eval-beams must be at least 1"),
+    ({"lr": -1.0}, "--lr must be above 0"),
+    ({"lr": float("nan")}, "--lr, --weight-decay, --clip and --dropout must be finite numbers"),
+    ({"steps": 0}, "--steps must be at least 1"),
+    ({"eval_users": 0}, "--eval-users must be at least 1"),
+    ({"model": ModelConfig(**{**TINY.to_dict(), "dropout": 1.5})}, r"--dropout must be in \[0, 1\)"),
+    ({"model": ModelConfig(**{**TINY.to_dict(), "heads": 0})}, "--heads must be at least 1"),
+    ({"model": ModelConfig(**{**TINY.to_dict(), "d_model": 0})}, "--d-model must be at least 1"),
+    ({"model": ModelConfig(**{**TINY.to_dict(), "layers": 0})}, "--layers must be at least 1"),
+])
+def test_bad_training_options_fail_before_any_work(tiny_tokenized, tmp_path, change, message):
+    with pytest.raises(MgrError, match=message):
+        train(tiny_tokenized, tmp_path / "r", cfg(**change))
+    assert not (tmp_path / "r").exists()
 
 
 def test_init_from_a_run_with_another_vocabulary(tiny_tokenized, tiny_dataset, tmp_path):
@@ -126,3 +202,11 @@ def test_init_from_a_local_pretrained_t5(tiny_tokenized, tmp_path):
     assert model.config.vocab_size == h["meta"]["vocab_size"] != 100
     with pytest.raises(MgrError, match="not a T5 model directory"):
         train(tiny_tokenized, tmp_path / "x", cfg(init=str(tmp_path)))
+
+
+def test_max_minutes_stops_after_a_validated_step(tiny_tokenized, tmp_path):
+    h = train(tiny_tokenized, tmp_path / "r", cfg(steps=50, eval_every=25, max_minutes=1e-9))
+    assert h["meta"]["steps"] == 1 and h["meta"]["stopped"] == "--max-minutes 1e-09"
+    _, log = read_jsonl(tmp_path / "r" / "run.jsonl", "run")
+    assert [r["step"] for r in log] == [1] and log[0]["minutes"] >= 0
+    assert (tmp_path / "r" / "model" / "model.safetensors").exists()
