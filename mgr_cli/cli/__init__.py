@@ -10,6 +10,7 @@ from mgr_cli.cli.demo import demo_cmd
 from mgr_cli.cli.embed import embed_cmd
 from mgr_cli.cli.evaluate import evaluate_cmd
 from mgr_cli.cli.inspect import inspect_cmd
+from mgr_cli.cli.popular import popular_cmd
 from mgr_cli.cli.prepare import prepare_cmd
 from mgr_cli.cli.quantize import quantize_cmd
 from mgr_cli.cli.sasrec import app as sasrec_app
@@ -48,6 +49,7 @@ app.command("tokenize")(tokenize_cmd)
 app.command("align")(align_cmd)
 app.command("train")(train_cmd)
 app.command("evaluate")(evaluate_cmd)
+app.command("popular")(popular_cmd)
 app.add_typer(sasrec_app, name="sasrec")
 
 

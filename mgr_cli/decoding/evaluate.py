@@ -16,7 +16,7 @@ import torch
 
 from mgr_cli import distributed
 from mgr_cli.artifacts import Input, Provenance, check_output, read_header, read_jsonl, write_jsonl
-from mgr_cli.decoding.metrics import Mean, user_metrics, validation_rows
+from mgr_cli.decoding.metrics import Coverage, Mean, user_metrics, validation_rows
 from mgr_cli.decoding.rank import check_workers, decode_sequences, rank_examples
 from mgr_cli.errors import MgrError
 from mgr_cli.tokens.stage import Tokenized
@@ -95,7 +95,8 @@ def evaluate(run_dir: Path | str, tokenized: Path | str, out_dir: Path | str, *,
               "sample": sample, "seed": seed if sample else None, "world_size": dist.world, "precision": precision}
     inputs = [Input("run", run_dir / "run.jsonl", run), Input("tokenized", Path(tokenized), tok.header)]
     return finish(out_dir, dist, part.close(), meta={"layout": tok.header["meta"]["layout"]},
-                  config=config, inputs=inputs, command=command, force=force)
+                  config=config, inputs=inputs, command=command, force=force,
+                  n_items=len(tok.items))
 
 
 
@@ -117,35 +118,44 @@ class PartWriter:
     def __init__(self, out_dir: Path, rank: int):
         self.file = open(out_dir / f".predictions.part{rank}", "w")
         self.mean = Mean()
+        self.coverage = Coverage()
 
     def add(self, user: str, target: str, items: list[str], scores: list[float]) -> None:
         self.mean.add(user_metrics(items, target))
+        self.coverage.add(items)
         rank = items.index(target) + 1 if target in items else None
         self.file.write(json.dumps({"user": user, "target": target, "rank": rank, "items": items,
                                     "scores": [round(s, 5) for s in scores]}) + "\n")
 
-    def close(self) -> Mean:
+    def close(self) -> "PartWriter":
         self.file.close()
-        return self.mean
+        return self
 
 
-def finish(out_dir: Path, dist, mean: Mean, *, meta: dict, config: dict, inputs: list[Input],
-           command: str, force: bool) -> dict | None:
+def finish(out_dir: Path, dist, part: PartWriter, *, meta: dict, config: dict, inputs: list[Input],
+           command: str, force: bool, n_items: int) -> dict | None:
     """Gather every rank's metrics; rank 0 merges the part files, in user order, into
-    predictions.jsonl and writes metrics.jsonl. Returns the metrics meta on rank 0."""
-    means = distributed.gather(mean, dist)
+    predictions.jsonl and writes metrics.jsonl. Returns the metrics meta on rank 0: the
+    means, their standard errors over users, and the lists' coverage of the catalogue."""
+    parts = distributed.gather((part.mean, part.coverage), dist)
     distributed.barrier(dist)
     result = None
     if dist.main:
-        total = Mean()
-        for other in means:
-            total.merge(other)
+        total, coverage = Mean(), Coverage()
+        for mean, cov in parts:
+            total.merge(mean)
+            coverage.merge(cov)
         metrics = {key: round(v, 6) for key, v in sorted(total.result().items())}
-        result = {"users": total.n, **meta, "metrics": metrics, **config}
+        errors = {key: round(v, 6) for key, v in sorted(total.errors().items())}
+        result = {"users": total.n, **meta, "metrics": metrics, "standard_errors": errors,
+                  **coverage.result(n_items, config["top_k"]), **config}
         prov = Provenance(command, config)
         write_jsonl(out_dir / "predictions.jsonl", "predictions", merge_parts(out_dir, dist.world),
                     provenance=prov, inputs=inputs, meta=result, force=force)
-        write_jsonl(out_dir / "metrics.jsonl", "metrics", [{"split": config["split"], **metrics}],
+        write_jsonl(out_dir / "metrics.jsonl", "metrics",
+                    [{"split": config["split"], **metrics,
+                      **{f"{k}_se": v for k, v in errors.items()},
+                      **coverage.result(n_items, config["top_k"])}],
                     provenance=prov, inputs=inputs, meta=result, force=force)
         for w in range(dist.world):
             (out_dir / f".predictions.part{w}").unlink(missing_ok=True)

@@ -230,4 +230,5 @@ def evaluate_sasrec(run_dir: Path | str, dataset: Path | str, out_dir: Path | st
               "world_size": dist.world}
     inputs = [Input("run", run_dir / "run.jsonl", run), Input("dataset", Path(dataset), dh)]
     return finish(out_dir, dist, part.close(), meta={"layout": "sasrec", "modalities": []},
-                  config=config, inputs=inputs, command=command, force=force)
+                  config=config, inputs=inputs, command=command, force=force,
+                  n_items=len(ds.items))
