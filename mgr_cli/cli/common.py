@@ -65,7 +65,7 @@ def command_line(ctx: typer.Context) -> str:
         elif isinstance(value, (list, tuple)):
             for v in values:
                 parts += [max(param.opts, key=len), str(v)]
-        elif value not in (None, False):
+        elif value is not None and value is not False:  # 0 and 0.0 are values, not "unset"
             flag = max(param.opts, key=len)
             parts += [flag] if value is True else [flag, str(value)]
     return shlex.join(parts)
