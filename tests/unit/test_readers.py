@@ -148,10 +148,10 @@ def p5_dir(tmp_path: Path, recbole=True) -> Path:
     write(d / "user_sequence.txt", "".join(f"{u} " + " ".join("B" + c for c in s) + "\n"
                                            for u, s in ORDER.items()))
     if recbole:
-        write(d / "Amazon_X.item", "item_id:token\ttitle:token\tcategories:token_seq\tbrand:token\n"
-              "Ba\tLip balm\t'Beauty', 'Makeup', 'Lips'\tAcme\n"
-              'Bb\t"Cream\nVanilla"\t\'Beauty\', \'Skin\'\tBee\n'
-              "Bc\tSoap\t'Beauty'\t\nBd\tBrush 12\" wide\t'Beauty', 'Tools'\tCo\n")
+        write(d / "Amazon_X.item", "item_id:token\ttitle:token\tcategories:token_seq\tbrand:token\tprice:float\n"
+              "Ba\tLip balm\t'Beauty', 'Makeup', 'Lips'\tAcme\t5.5\n"
+              'Bb\t"Cream\nVanilla"\t\'Beauty\', \'Skin\'\tBee\t\n'
+              "Bc\tSoap\t'Beauty'\t\tnan\nBd\tBrush 12\" wide\t'Beauty', 'Tools'\tCo\t0\n")
     else:
         write(d / "item_text_ids.txt", "Ba lip balm\nBb vanilla cream\nBc soap\nBd brush\n")
     return d
@@ -161,7 +161,8 @@ def test_amazon_p5_recbole(tmp_path):
     ds, header = run("amazon-p5", p5_dir(tmp_path), tmp_path)
     assert [it.id for it in ds.items] == ["Ba", "Bb", "Bc", "Bd"]  # first appearance
     assert ids(ds, 1) == ["Bb", "Bc", "Bd", "Ba"]  # file order is time order
-    assert ds.items[0].text == "Lip balm. Brand: Acme. Categories: Beauty, Makeup, Lips."
+    assert ds.items[0].text == "Lip balm. Brand: Acme. Categories: Beauty, Makeup, Lips. Price: $5.50."
+    assert "Price" not in ds.items[2].text + ds.items[3].text  # nan and 0 are no price
     assert ds.items[1].text.startswith("Cream Vanilla.")
     assert ds.items[3].text.startswith('Brush 12" wide.')
     assert ds.items[0].fields["category"] == "Lips"

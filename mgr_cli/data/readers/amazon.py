@@ -39,11 +39,20 @@ def _recbole_items(path: Path) -> dict[str, Item]:
         cats = [c.strip().strip("'\"") for c in row.get("categories", "").split(",")]
         cats = [c for c in cats if c]
         text = join_text(row.get("title", ""), f"Brand: {row['brand']}" if row.get("brand") else "",
-                         "Categories: " + ", ".join(cats) if cats else "")
+                         "Categories: " + ", ".join(cats) if cats else "", _price(row.get("price")))
         fields = {"category": cats[-1] if cats else "", "top_category": cats[1] if len(cats) > 1 else "",
                   "brand": row.get("brand", "")}
         add_item(table, Item(row["item_id"], text, None, fields), path, lineno)
     return table
+
+
+def _price(value: str | None) -> str:
+    """`Price: $5.04` from a RecBole price field (TIGER's item text has the price too)."""
+    try:
+        price = float(value or "")
+    except ValueError:
+        return ""
+    return f"Price: ${price:.2f}" if price > 0 and price == price and price != float("inf") else ""
 
 
 def _short_texts(path: Path) -> dict[str, Item]:
