@@ -64,6 +64,7 @@ ifeq ($(PROFILE),tiny)      # smoke runs on the demo catalogue (tests/cli/test_p
   SAS   := --epochs 2 --eval-every 1 --hidden 16 --layers 1 --device cpu
   EVAL  := --beams 5 --device cpu
   SAS_EVAL := --device cpu
+  POP_EVAL :=
   MAIN_LEVELS := 2
   MAIN_SIZE   := 8
   SWEEP_LEVELS := 3
@@ -77,6 +78,7 @@ else ifeq ($(PROFILE),small) # 2 CPU cores, well under an hour per dataset
   SAS   := --epochs 20 --eval-every 5
   EVAL  := --sample 2000
   SAS_EVAL := --sample 2000
+  POP_EVAL := --sample 2000
   MAIN_LEVELS := 3
   MAIN_SIZE   := 256
   SWEEP_LEVELS := 2 4
@@ -94,6 +96,7 @@ else ifeq ($(PROFILE),paper) # a GPU: TIGER's T5 size, the paper's steps, every 
   SAS   := --epochs 200 --eval-every 5
   EVAL  :=
   SAS_EVAL :=
+  POP_EVAL :=
   MAIN_LEVELS := 3
   MAIN_SIZE   := 256
   SWEEP_LEVELS := 2 4 5
@@ -139,9 +142,9 @@ IMAGE_INDEX_demoids := $(PB)/demo/image.index.json
 need = $(if $(wildcard $(1)),,$(error $(1) not found: the paper targets read ../shared/data; set DATA=/path/to/data))
 
 SWEEPS := $(addprefix L,$(SWEEP_LEVELS)) $(addprefix K,$(SWEEP_SIZES))
-MM_EVALS   := sasrec tiger-textlm tiger-text tiger-image letter hc mgr-ef mgr-lf mgr-lfpp+align
-ID_EVALS   := sasrec tiger-text tiger-image mgr-lf mgr-lfpp+align
-TEXT_EVALS := sasrec tiger-textlm tiger-text letter hc
+MM_EVALS   := popular sasrec tiger-textlm tiger-text tiger-image letter hc mgr-ef mgr-lf mgr-lfpp+align
+ID_EVALS   := popular sasrec tiger-text tiger-image mgr-lf mgr-lfpp+align
+TEXT_EVALS := popular sasrec tiger-textlm tiger-text letter hc
 FIG5_EVALS := mgr-lf mgr-lfpp mgr-lf+align mgr-lfpp+align
 FIG6_EVALS := mgr-lfpp+align $(foreach t,$(SWEEPS),mgr-lfpp.$(t)+align)
 evals = $(foreach d,$(1),$(foreach e,$(2),$(PB)/$(d)/$(e).eval/metrics.jsonl))
@@ -263,6 +266,10 @@ $(PB)/%.eval-text/metrics.jsonl: $(PB)/%.run/run.jsonl $(PB)/%.tok.safetensors
 	$(MGR) evaluate $(<D) $(word 2,$^) -o $(@D) --modalities text $(EVAL) --force
 $(PB)/%.eval-image/metrics.jsonl: $(PB)/%.run/run.jsonl $(PB)/%.tok.safetensors
 	$(MGR) evaluate $(<D) $(word 2,$^) -o $(@D) --modalities image $(EVAL) --force
+
+# The floor: the training split's most popular items, for every user (no training)
+$(PB)/%/popular.eval/metrics.jsonl: $(PB)/%/dataset.jsonl
+	$(MGR) popular $< -o $(@D) $(POP_EVAL) --force
 
 # SASRec (and its item embeddings, LETTER's collaborative side)
 $(PB)/%/sasrec.run/run.jsonl: $(PB)/%/dataset.jsonl

@@ -65,5 +65,7 @@ def evaluate_cmd(
     if meta is not None:
         m = meta["metrics"]
         console().print(f"{meta['users']} users, {meta['layout']} ({', '.join(meta['modalities'])}): "
-                        + ", ".join(f"{k} {m[k]:.4f}" for k in ("mrr", "ndcg@5", "ndcg@10", "hits@5", "hits@10")))
+                        + ", ".join(f"{k} {m[k]:.4f}" for k in ("mrr", "ndcg@5", "ndcg@10", "hits@5", "hits@10"))
+                        + f"; {meta['distinct_top1']} distinct top-1 items, top-{top_k} lists cover "
+                        f"{meta[f'coverage@{top_k}']:.1%} of the items")
         print(json.dumps({"users": meta["users"], **m}))

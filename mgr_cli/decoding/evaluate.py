@@ -198,13 +198,19 @@ def overlap(a: Path | str, b: Path | str, k: int = 20) -> dict:
 
 
 def metrics_table(paths: list[Path]) -> str:
-    """One markdown row per metrics artifact (named by its folder): MRR, NDCG@5/10, Hits@5/10."""
+    """One markdown row per metrics artifact (named by its folder): MRR, NDCG@5/10, Hits@5/10
+    (each ± its standard error over users where recorded), and how many distinct items
+    the users' lists hold: distinct top-1 items, catalogue coverage of the top-k lists."""
     cols = ["mrr", "ndcg@5", "ndcg@10", "hits@5", "hits@10"]
-    lines = ["| run | users | " + " | ".join(c.upper().replace("HITS", "Hits").replace("NDCG", "NDCG")
-                                           for c in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    lines = ["| run | users | " + " | ".join(c.upper().replace("HITS", "Hits") for c in cols)
+             + " | top-1 items | coverage |", "|---|---|" + "---|" * (len(cols) + 2)]
     for p in paths:
         h, _ = read_jsonl(p, "metrics")
-        m = h["meta"]["metrics"]
-        lines.append(f"| {Path(p).parent.name} | {h['meta']['users']} | "
-                     + " | ".join(f"{m[c]:.4f}" for c in cols) + " |")
+        meta = h["meta"]
+        m, se = meta["metrics"], meta.get("standard_errors", {})
+        cov = next((v for k, v in meta.items() if k.startswith("coverage@")), None)
+        cells = [f"{m[c]:.4f} ± {se[c]:.4f}" if c in se else f"{m[c]:.4f}" for c in cols]
+        lines.append(f"| {Path(p).parent.name} | {meta['users']} | " + " | ".join(cells)
+                     + f" | {meta.get('distinct_top1', '-')} | "
+                     + (f"{cov:.3f}" if cov is not None else "-") + " |")
     return "\n".join(lines)

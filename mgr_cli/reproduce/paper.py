@@ -18,7 +18,7 @@ PAPER_TABLE5 = {  # row: {domain: (MRR, NDCG, Hits@5)}
     "mgr-lfpp+align": {"Toys": (0.0280, 0.0349, 0.0562), "Beauty": (0.0176, 0.0216, 0.0334), "Sports": (0.0102, 0.0130, 0.0206)},
 }
 # Table 5's rows: (evaluation folder stem, label). The Makefile builds <set>/<stem>.eval/.
-ROWS = [("sasrec", "SASRec"), ("tiger-textlm", "TIGER (text LM)"), ("tiger-text", "TIGER (text)"),
+ROWS = [("popular", "Most popular (training split)"), ("sasrec", "SASRec"), ("tiger-textlm", "TIGER (text LM)"), ("tiger-text", "TIGER (text)"),
         ("tiger-image", "TIGER (image)"), ("letter", "LETTER"), ("hc", "HC-indexer"),
         ("mgr-ef", "MGR-EF"), ("mgr-lf", "MGR-LF"), ("mgr-lfpp+align", "MGR-LF++")]
 ABLATION = [("mgr-lf", "neither"), ("mgr-lfpp", "special tokens only"),

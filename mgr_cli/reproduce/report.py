@@ -29,6 +29,12 @@ def _fmt(v) -> str:
     return "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
 
 
+def _with_se(row: dict, key: str) -> str:
+    """`0.0123 ± 0.0010` when the evaluation recorded a standard error."""
+    se = row.get(f"{key}_se")
+    return f"{row[key]:.4f} ± {se:.4f}" if se is not None else _fmt(row[key])
+
+
 def _md_table(head: list[str], rows: list[list]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + [
         "| " + " | ".join(_fmt(v) for v in r) + " |" for r in rows]
@@ -147,14 +153,19 @@ def render(target: str, data: dict, build: Path, sets: list[str], profile: str, 
         for ds, rows in data.items():
             lines += [f"## {ds}", ""]
             body = []
+            floor = rows.get("popular", {}).get("hits@5")
             for stem, label in ROWS:
                 if stem in rows:
                     r = rows[stem]
-                    pb = PAPER_TABLE5[stem]["Beauty"]
-                    body.append([label, r["mrr"], r["ndcg@5"], r["hits@5"], r["users"],
-                                 f"{pb[0]:.4f} / {pb[1]:.4f} / {pb[2]:.4f}"])
+                    pb = PAPER_TABLE5.get(stem, {}).get("Beauty")
+                    below = floor is not None and stem != "popular" and r["hits@5"] <= floor
+                    body.append([label + (" **(not above most popular)**" if below else ""),
+                                 *[_with_se(r, k) for k in ("mrr", "ndcg@5", "hits@5")], r["users"],
+                                 f"{pb[0]:.4f} / {pb[1]:.4f} / {pb[2]:.4f}" if pb else ""])
             lines += _md_table(["method", "MRR", "NDCG@5", "Hits@5", "users",
                                 "paper, Beauty (MRR / NDCG / Hits@5)"], body) + [""]
+        lines += ["Each metric: the mean over users ± its standard error. A trained row at or "
+                  "below the most-popular list is marked.", ""]
     elif target == "fig5":
         for ds, d in data.items():
             lines += [f"## {ds}", ""] + _md_table(

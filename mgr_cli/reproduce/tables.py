@@ -14,7 +14,8 @@ def _metrics(path: Path) -> dict | None:
     if not path.exists():
         return None
     h, _ = read_jsonl(path, "metrics")
-    return {"users": h["meta"]["users"], **h["meta"]["metrics"]}
+    se = {f"{k}_se": v for k, v in h["meta"].get("standard_errors", {}).items()}
+    return {"users": h["meta"]["users"], **h["meta"]["metrics"], **se}
 
 
 def _eval(build: Path, ds: str, stem: str) -> dict | None:
@@ -93,7 +94,8 @@ def table5(build: Path, sets: list[str]) -> dict:
             m = _eval(build, ds, stem)
             if m is not None:
                 rows[stem] = {"mrr": m["mrr"], "ndcg@5": m["ndcg@5"], "hits@5": m["hits@5"],
-                              "users": m["users"]}
+                              "users": m["users"],
+                              **{k: m[k] for k in ("mrr_se", "ndcg@5_se", "hits@5_se") if k in m}}
         if not rows:
             raise MgrError(f"{build / ds}: no evaluations found (build them with make)")
         out[ds] = rows
@@ -155,6 +157,11 @@ def findings(target: str, data: dict) -> dict:
                 f["multimodal above unimodal (best MGR > best TIGER, NDCG@5)"] = max(multi) > max(uni)
             if "mgr-lf" in d and "mgr-lfpp+align" in d:
                 f["LF++ above LF (NDCG@5)"] = d["mgr-lfpp+align"]["ndcg@5"] > d["mgr-lf"]["ndcg@5"]
+            if "popular" in d:
+                floor = d["popular"]["hits@5"]
+                trained = [s for s in d if s != "popular"]
+                f["every trained row above the most-popular list (Hits@5)"] = all(
+                    d[s]["hits@5"] > floor for s in trained)
             out[ds] = f
         elif target == "fig5":
             both = d["both (MGR-LF++)"]["ndcg@5"]

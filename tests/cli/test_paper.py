@@ -51,13 +51,16 @@ def test_every_target_writes_markdown_json_and_figures(paper):
     for png in ("fig4.png", "fig5.png", "fig6.png"):
         assert (res / png).stat().st_size > 1000
     t5 = json.loads((res / "table5.json").read_text())["results"]
-    assert list(t5["demo"]) == ["sasrec", "tiger-textlm", "tiger-text", "tiger-image", "letter", "hc",
+    assert list(t5["demo"]) == ["popular", "sasrec", "tiger-textlm", "tiger-text", "tiger-image", "letter", "hc",
                                 "mgr-ef", "mgr-lf", "mgr-lfpp+align"]
-    assert set(t5["demotext"]) == {"sasrec", "tiger-textlm", "tiger-text", "letter", "hc"}
+    assert set(t5["demotext"]) == {"popular", "sasrec", "tiger-textlm", "tiger-text", "letter", "hc"}
     # the IDs exported from demo and imported into demoids give the very same models
     for row in ("tiger-text", "tiger-image", "mgr-lf", "mgr-lfpp+align"):
         assert t5["demoids"][row] == t5["demo"][row]
     md = (res / "table5.md").read_text()
+    assert "| Most popular (training split) |" in md and " ± " in md
+    assert "every trained row above the most-popular list (Hits@5)" in md
+    assert "mgr popular" in md
     assert "mgr train" in md and "mgr tokenize" in md and "mgr prepare generic" in md
     fig6 = json.loads((res / "fig6.json").read_text())["results"]["demo"]
     assert set(fig6["length"]) == {"2", "3"} and set(fig6["codebook"]) == {"4", "8"}

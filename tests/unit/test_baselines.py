@@ -51,3 +51,13 @@ def test_popular_baseline_writes_an_evaluation(tiny_dataset, tmp_path):
     assert meta["standard_errors"]["hits@5"] >= 0
     _, (record,) = read_jsonl(tmp_path / "pop" / "metrics.jsonl", "metrics")
     assert record["hits@5"] == meta["metrics"]["hits@5"] and "hits@5_se" in record
+
+
+def test_metrics_table_shows_errors_and_coverage(tiny_dataset, tmp_path):
+    from mgr_cli.decoding.evaluate import metrics_table
+
+    evaluate_popular(tiny_dataset, tmp_path / "pop", k=3)
+    table = metrics_table([tmp_path / "pop" / "metrics.jsonl"]).splitlines()
+    assert table[0].endswith("| top-1 items | coverage |")
+    cells = [c.strip() for c in table[2].strip("|").split("|")]
+    assert cells[0] == "pop" and cells[1] == "6" and " ± " in cells[5] and cells[-2:] == ["1", "0.500"]
