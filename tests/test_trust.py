@@ -5,6 +5,7 @@ written."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import struct
 import subprocess
@@ -163,6 +164,36 @@ def test_a_damaged_model_config_is_one_line(tmp_path, tiny_run, tiny_tokenized):
     assert not ev.exists()
 
 
+# ------------------------------------------------------------------ artifacts edited by hand
+
+def edit_header(path: Path, edit) -> None:
+    """Change an artifact's header in place with `edit(header)`, keeping its payload."""
+    if path.suffix == ".jsonl":
+        first, rest = path.read_bytes().split(b"\n", 1)
+        h = json.loads(first)
+        edit(h["mgr_artifact"])
+        path.write_bytes(json.dumps(h).encode() + b"\n" + rest)
+        return
+
+    def in_metadata(index: dict) -> None:
+        h = json.loads(index["__metadata__"]["mgr_artifact"])
+        edit(h)
+        index["__metadata__"]["mgr_artifact"] = json.dumps(h)
+
+    edit_index(path, in_metadata)
+
+
+def edit_index(path: Path, edit) -> None:
+    """Change a safetensors file's JSON index in place with `edit(index)`."""
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    index = json.loads(data[8:8 + n])
+    edit(index)
+    head = json.dumps(index).encode()
+    head += b" " * (-len(head) % 8)
+    path.write_bytes(struct.pack("<Q", len(head)) + head + data[8 + n:])
+
+
 # ------------------------------------------------------------------ bad input, one line
 
 @pytest.fixture
@@ -236,7 +267,41 @@ CASES = {
     "sasrec run folder is a file": (
         lambda get, tmp: (["sasrec", "train", get("tiny_dataset"), "-o", _file(tmp), "--epochs", 1],
                           tmp / "f" / "run.jsonl"), "f is a file, not a folder"),
+    # found by tests/test_fuzz_readers.py
+    "JSON lines nested too deep": (
+        lambda get, tmp: _inter(tmp, b'{"user_id": ' + b"[" * 100_000 + b"\n", "interactions.jsonl"),
+        "interactions.jsonl:1: invalid JSON (maximum recursion depth exceeded"),
+    "timestamp beyond the float range": (
+        lambda get, tmp: _inter(tmp, b'{"user_id": "u1", "item_id": "a", "timestamp": 1%s}\n'
+                                % (b"0" * 400), "interactions.jsonl"),
+        "interactions.jsonl:1: timestamp 1000"),
+    "artifact header not an object": (
+        lambda get, tmp: _inspect(get("tiny_dataset"), lambda p: p.write_bytes(
+            b'{"mgr_artifact": 5}\n' + p.read_bytes().split(b"\n", 1)[1])),
+        "not an mgr artifact (format None)"),
+    "artifact header nested too deep": (
+        lambda get, tmp: _inspect(get("tiny_dataset"), lambda p: p.write_bytes(
+            b'{"mgr_artifact": ' + b"[" * 100_000 + b"\n" + p.read_bytes().split(b"\n", 1)[1])),
+        "dataset.jsonl: damaged header line (maximum recursion depth exceeded"),
+    "artifact header without created_by": (
+        lambda get, tmp: _inspect(get("tiny_dataset"),
+                                  lambda p: edit_header(p, lambda h: h.pop("created_by"))),
+        "damaged header (missing or malformed: created_by); re-create it"),
+    "safetensors metadata without a header string": (
+        lambda get, tmp: _inspect(get("tiny_tokenized"), lambda p: edit_index(
+            p, lambda ix: ix.update(__metadata__={"mgr_artifact": 5}))),
+        "a safetensors file without an mgr header"),
+    "safetensors tensor offsets damaged": (
+        lambda get, tmp: _inspect(get("tiny_tokenized"), lambda p: edit_index(
+            p, lambda ix: ix["item_tokens"].update(data_offsets="x")), "--verify"),
+        "damaged safetensors header (tensor offsets)"),
 }
+
+
+def _inspect(path: Path, damage, *flags) -> tuple[list, Path]:
+    """`mgr inspect` of an artifact damaged by `damage(path)` (it writes nothing)."""
+    damage(path)
+    return ["inspect", path, *flags], path.parent / "none"
 
 
 def _huge_header(tmp: Path) -> Path:

@@ -211,19 +211,19 @@ def _split_jsonl(path: Path, data: bytes) -> tuple[dict, bytes]:
         raise ArtifactError(f"{path}: not an mgr JSONL artifact (no header line)")
     try:
         header = json.loads(data[:nl])[JSONL_KEY]
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise ArtifactError(f"{path}: damaged header line ({e})") from None
     return header, data[nl + 1:]
 
 
 def _check_payload(path: Path, header: dict, digest: str, n: int) -> None:
-    if n < header.get("n_records", n):
+    if n < header["n_records"]:
         raise ArtifactError(
             f"{path}: truncated: {n} of {header['n_records']} records; re-create it")
-    if digest != header.get("content_hash"):
+    if digest != header["content_hash"]:
         raise ArtifactError(
             f"{path}: corrupted: content hash {digest[:19]}... does not match the header's "
-            f"{str(header.get('content_hash'))[:19]}...; re-create it")
+            f"{header['content_hash'][:19]}...; re-create it")
 
 
 def read_jsonl(path: Path | str, kind: str | None = None) -> tuple[dict, list[dict]]:
@@ -238,7 +238,7 @@ def read_jsonl(path: Path | str, kind: str | None = None) -> tuple[dict, list[di
     for lineno, line in enumerate(body.splitlines(), start=2):
         try:
             records.append(json.loads(line))
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise ArtifactError(f"{path}:{lineno}: invalid JSON ({e})") from None
     return header, records
 
@@ -253,7 +253,7 @@ def _st_parse(path: Path, data: bytes) -> tuple[dict, int]:
         raise ArtifactError(f"{path}: not a safetensors file, or its header is truncated")
     try:
         index = json.loads(data[8:8 + n])
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ArtifactError(f"{path}: damaged safetensors header") from None
     return index, 8 + n
 
@@ -296,12 +296,12 @@ def _to_numpy(v: Any) -> np.ndarray:
 def _st_header(path: Path, data: bytes) -> tuple[dict, dict, int]:
     index, start = _st_parse(path, data)
     meta = index.get("__metadata__") or {}
-    if JSONL_KEY not in meta:
+    if not isinstance(meta, dict) or not isinstance(meta.get(JSONL_KEY), str):
         raise ArtifactError(f"{path}: a safetensors file without an mgr header "
                             "(not made by mgr); import it with the matching command")
     try:
         header = json.loads(meta[JSONL_KEY])
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ArtifactError(f"{path}: damaged mgr header in safetensors metadata") from None
     return header, index, start
 
@@ -315,7 +315,10 @@ def read_tensors(path: Path | str, kind: str | None = None) -> tuple[dict, dict[
     data = path.read_bytes()
     header, index, start = _st_header(path, data)
     _check_kind(path, header, kind)
-    ends = [v["data_offsets"][1] for k, v in index.items() if k != "__metadata__"]
+    try:
+        ends = [int(v["data_offsets"][1]) for k, v in index.items() if k != "__metadata__"]
+    except (TypeError, KeyError, IndexError, ValueError):
+        raise ArtifactError(f"{path}: damaged safetensors header (tensor offsets)") from None
     if start + max(ends, default=0) > len(data):
         raise ArtifactError(f"{path}: truncated: {len(data)} bytes, the header promises "
                             f"{start + max(ends)}; re-create it")
@@ -330,21 +333,33 @@ def read_tensors(path: Path | str, kind: str | None = None) -> tuple[dict, dict[
 
 def _existing(path: Path | str) -> Path:
     path = Path(path)
-    if not path.exists():
-        raise ArtifactError(f"{path}: no such file")
-    if path.is_dir():
-        raise ArtifactError(f"{path}: is a directory, expected an artifact file")
+    try:
+        if not path.exists():
+            raise ArtifactError(f"{path}: no such file")
+        if path.is_dir():
+            raise ArtifactError(f"{path}: is a directory, expected an artifact file")
+    except (OSError, ValueError) as e:  # e.g. a name too long, or with a NUL byte
+        raise ArtifactError(f"{path}: cannot be read ({e})") from None
     return path
 
 
+# The header fields every reader relies on, with their types.
+_FIELDS = {"format": str, "kind": str, "schema_version": int, "created_by": dict,
+           "config": dict, "inputs": list, "sources": list, "meta": dict,
+           "content_hash": str, "n_records": int}
+_INPUT_FIELDS = ("role", "path", "kind", "content_hash")
+_CREATED_FIELDS = ("command", "mgr_version", "python", "time")
+
+
 def _check_kind(path: Path, header: dict, kind: str | None) -> None:
-    if header.get("format") != FORMAT:
-        raise ArtifactError(f"{path}: not an mgr artifact (format {header.get('format')!r})")
+    fmt = header.get("format") if isinstance(header, dict) else None
+    if fmt != FORMAT:
+        raise ArtifactError(f"{path}: not an mgr artifact (format {fmt!r})")
     got = header.get("kind")
     if kind is not None and got != kind:
         raise ArtifactError(f"{path}: is a {got!r} artifact, expected {kind!r}")
     version = header.get("schema_version")
-    known = SCHEMAS.get(got)
+    known = SCHEMAS.get(got) if isinstance(got, str) else None
     if known is None:
         raise ArtifactError(f"{path}: unknown artifact kind {got!r} (mgr {__version__}); "
                             "upgrade mgr or re-create the file")
@@ -352,6 +367,21 @@ def _check_kind(path: Path, header: dict, kind: str | None) -> None:
         raise ArtifactError(f"{path}: {got} schema version {version} is not supported by "
                             f"mgr {__version__} (reads {', '.join(map(str, known))}); "
                             "upgrade mgr or re-create the file")
+    _check_fields(path, header)
+
+
+def _check_fields(path: Path, header: dict) -> None:
+    """Every field readers use, of the right type (a hand-edited header can lack any)."""
+    bad = [k for k, t in _FIELDS.items() if not isinstance(header.get(k), t)]
+    if not bad:
+        bad += [f"created_by.{k}" for k in _CREATED_FIELDS if k not in header["created_by"]]
+        bad += [f"inputs[{i}]" for i, e in enumerate(header["inputs"]) if not (
+            isinstance(e, dict) and all(isinstance(e.get(k), str) for k in _INPUT_FIELDS))]
+        bad += [f"sources[{i}]" for i, s in enumerate(header["sources"])
+                if not (isinstance(s, dict) and isinstance(s.get("path"), str))]
+    if bad:
+        raise ArtifactError(f"{path}: damaged header (missing or malformed: {', '.join(bad[:3])}"
+                            f"{', ...' if len(bad) > 3 else ''}); re-create it")
 
 
 def artifact_format(path: Path | str) -> str:

@@ -135,12 +135,12 @@ def read_json_lines(path: Path, *, python_literals: bool = False
                 continue
             try:
                 obj = json.loads(line)
-            except ValueError as e:
+            except (ValueError, RecursionError) as e:  # RecursionError: nested too deep
                 if not python_literals:
                     raise MgrError(f"{path}:{lineno}: invalid JSON ({e})") from None
                 try:
                     obj = ast.literal_eval(line)
-                except (ValueError, SyntaxError):
+                except (ValueError, SyntaxError, RecursionError, MemoryError):
                     raise MgrError(f"{path}:{lineno}: neither JSON nor a Python literal") from None
             if not isinstance(obj, dict):
                 raise MgrError(f"{path}:{lineno}: expected an object, got {type(obj).__name__}")
@@ -153,7 +153,7 @@ def load_json(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8-sig") as f:
             return json.load(f)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise MgrError(f"{path}: invalid JSON ({e})") from None
 
 
@@ -161,6 +161,8 @@ def as_time(value: Any, path: Path, lineno: int, column: str) -> float:
     """A timestamp as a finite float, else a `file:line` error naming the column."""
     try:
         t = float(value)
+    except OverflowError:  # an integer beyond the float range
+        t = math.inf
     except (TypeError, ValueError):
         raise MgrError(f"{path}:{lineno}: {column} {value!r} is not a number") from None
     if not math.isfinite(t):
