@@ -1,6 +1,6 @@
 """Issue 16, trust: image paths confined to their folder, no hub for a run folder, the
-recorded model hash checked, and bad input stopped up front with one line and nothing
-written."""
+recorded model hash checked, headers covered by the content hash, and bad
+input stopped up front with one line and nothing written."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import TINY_CLIP, TINY_T5, interactions_csv, items_csv, make_image, write
+from mgr_cli import __version__
 from mgr_cli.cli import app
 
 runner = CliRunner()
@@ -192,6 +193,67 @@ def edit_index(path: Path, edit) -> None:
     head = json.dumps(index).encode()
     head += b" " * (-len(head) % 8)
     path.write_bytes(struct.pack("<Q", len(head)) + head + data[8 + n:])
+
+
+# ------------------------------------------------------------------ headers are hashed too
+
+def _max_history(h: dict, n: int) -> None:
+    """The header as if the artifact had been made with --max-history n."""
+    h["config"]["max_history"] = n
+    (h["meta"]["split"] if h["kind"] == "dataset" else h["meta"])["max_history"] = n
+
+
+CORRUPTED = "corrupted: content hash"
+
+
+def test_a_dataset_header_edit_fails_verify_and_tokenize(tmp_path, tiny_tokenized, tiny_dataset):
+    assert mgr("inspect", tiny_dataset, "--verify").exit_code == 0
+    edit_header(tiny_dataset, lambda h: _max_history(h, 2))  # was 20: histories cut to 2
+    assert mgr("inspect", tiny_dataset).exit_code == 0  # still readable, not verified
+    one_line_error(mgr("inspect", tiny_dataset, "--verify"), CORRUPTED)
+    out = tmp_path / "again.tok.safetensors"
+    ids = [tmp_path / "text.ids.safetensors", tmp_path / "image.ids.safetensors"]
+    line = one_line_error(mgr("tokenize", tiny_dataset, *ids, "-o", out, "--layout", "lfpp"),
+                          CORRUPTED, out)
+    assert line.startswith(f"Error: {tiny_dataset}: corrupted") and line.endswith(
+        "(its data or header was changed); re-create it")
+
+
+def test_a_tokenized_header_edit_fails_verify_and_evaluate(tmp_path, tiny_run, tiny_tokenized):
+    edit_header(tiny_tokenized, lambda h: _max_history(h, 2))
+    one_line_error(mgr("inspect", tiny_tokenized, "--verify"), CORRUPTED)
+    one_line_error(mgr("inspect", tiny_run / "run.jsonl", "--verify"), CORRUPTED)  # its parent
+    ev = tmp_path / "ev"
+    one_line_error(mgr("evaluate", tiny_run, tiny_tokenized, "-o", ev), CORRUPTED)
+    assert not ev.exists()
+
+
+def test_descriptive_fields_are_not_hashed(tiny_dataset):
+    def edit(h):
+        h["created_by"] |= {"command": "mgr prepare elsewhere", "time": "2020-01-01T00:00:00+00:00",
+                            "mgr_version": "0.0.1", "python": "3.0"}
+    edit_header(tiny_dataset, edit)
+    assert mgr("inspect", tiny_dataset, "--verify").exit_code == 0
+
+
+EDITS = {"config": lambda h: h["config"].update(layout="lf"),
+         "meta": lambda h: h["meta"].update(n_items=5),
+         "inputs": lambda h: h["inputs"].pop(),
+         "sources": lambda h: h["sources"].append({"path": "x.csv", "bytes": 1, "sha256": "x"}),
+         "n_records": lambda h: h.update(n_records=h["n_records"] - 1)}
+
+
+@pytest.mark.parametrize("field", list(EDITS))
+def test_every_meaningful_header_field_is_hashed(tiny_tokenized, field):
+    edit_header(tiny_tokenized, EDITS[field])
+    one_line_error(mgr("inspect", tiny_tokenized, "--verify"), CORRUPTED)
+
+
+def test_an_artifact_of_the_old_schema_is_refused_with_one_line(tiny_dataset, tmp_path):
+    edit_header(tiny_dataset, lambda h: h.update(schema_version=1))
+    line = one_line_error(mgr("inspect", tiny_dataset), "schema version 1")
+    assert line.endswith("was written by an older mgr (its content hash does not cover its "
+                         f"header); re-create it with mgr {__version__}")
 
 
 # ------------------------------------------------------------------ bad input, one line

@@ -11,15 +11,15 @@ came from:
     inputs          parent artifacts: role, path (relative to this file), kind, content_hash
     sources         raw files it was made from: path, bytes, sha256
     meta            kind-specific facts (counts, item order hash, ...)
-    content_hash    "sha256:<hex>" of the payload (everything but the header)
+    content_hash    "sha256:<hex>" of the payload and of every other header field but
+                    created_by (descriptive only), so an edited config or meta is caught
     n_records       number of records (JSONL) or tensors (safetensors)
 
 Where the header lives:
   * JSONL: the first line is `{"mgr_artifact": <header>}`; one record per line follows.
-    The content hash covers the bytes after the first newline.
+    The payload is the bytes after the first newline.
   * safetensors: `__metadata__["mgr_artifact"]` holds the header as a JSON string.
-    The content hash covers the tensor index (names, dtypes, shapes, offsets) and the
-    data section, so the metadata itself is not part of it.
+    The payload is the tensor index (names, dtypes, shapes, offsets) and the data section.
 
 Writes are atomic (temporary file in the same folder, fsync, rename) and never replace
 an existing file unless `force=True`. Reads verify the content hash, so a truncated or
@@ -48,16 +48,20 @@ JSONL_KEY = "mgr_artifact"
 _JSONL_PREFIX = b'{"' + JSONL_KEY.encode() + b'"'
 
 # kind -> schema versions this code reads. The last one is the version it writes.
+# Version 2: the content hash covers the header (version 1 hashed the payload only).
 SCHEMAS: dict[str, tuple[int, ...]] = {
-    "dataset": (1,),            # mgr prepare
-    "embeddings": (1,),         # mgr embed
-    "semantic-ids": (1,),       # mgr quantize
-    "semantic-ids-view": (1,),  # mgr quantize: the readable JSONL beside the IDs
-    "tokenized": (1,),          # mgr tokenize
-    "run": (1,),                # mgr align / mgr train: run.jsonl in the run folder
-    "predictions": (1,),        # mgr evaluate
-    "metrics": (1,),            # mgr evaluate
+    "dataset": (2,),            # mgr prepare
+    "embeddings": (2,),         # mgr embed
+    "semantic-ids": (2,),       # mgr quantize
+    "semantic-ids-view": (2,),  # mgr quantize: the readable JSONL beside the IDs
+    "tokenized": (2,),          # mgr tokenize
+    "run": (2,),                # mgr align / mgr train: run.jsonl in the run folder
+    "predictions": (2,),        # mgr evaluate
+    "metrics": (2,),            # mgr evaluate
 }
+# Header fields the content hash leaves out: itself, and created_by (command line,
+# versions, time, timings), which says what made the artifact, not what it means.
+DESCRIPTIVE = ("created_by", "content_hash")
 
 
 class ArtifactError(MgrError):
@@ -66,10 +70,12 @@ class ArtifactError(MgrError):
 
 @dataclass
 class Provenance:
-    """Who made an artifact: the command line (if any) and its configuration."""
+    """Who made an artifact: the command line (if any), its configuration, and timings
+    (descriptive, like the command line: kept in created_by, out of the content hash)."""
 
     command: str = "python API"
     config: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -113,12 +119,21 @@ def check_output(path: Path | str, force: bool) -> Path:
     return path
 
 
+def content_hash(header: dict, payload_digest: str) -> str:
+    """The hash of a payload (its digest) with every header field but the descriptive ones."""
+    meaning = {k: v for k, v in header.items() if k not in DESCRIPTIVE}
+    h = hashlib.sha256(json.dumps(meaning, sort_keys=True, ensure_ascii=False,
+                                  separators=(",", ":")).encode())
+    h.update(payload_digest.encode())
+    return "sha256:" + h.hexdigest()
+
+
 def _header(kind: str, out: Path, prov: Provenance, inputs: Iterable[Input],
-            sources: Iterable[dict], meta: dict, content_hash: str, n: int) -> dict:
+            sources: Iterable[dict], meta: dict, payload_digest: str, n: int) -> dict:
     if kind not in SCHEMAS:
         raise ArtifactError(f"unknown artifact kind {kind!r}; known: {', '.join(sorted(SCHEMAS))}")
     out_dir = out.resolve().parent
-    return {
+    header = {
         "format": FORMAT,
         "kind": kind,
         "schema_version": SCHEMAS[kind][-1],
@@ -127,6 +142,7 @@ def _header(kind: str, out: Path, prov: Provenance, inputs: Iterable[Input],
             "mgr_version": __version__,
             "python": platform.python_version(),
             "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            **prov.timing,
         },
         "config": prov.config,
         "inputs": [
@@ -140,9 +156,12 @@ def _header(kind: str, out: Path, prov: Provenance, inputs: Iterable[Input],
         ],
         "sources": list(sources),
         "meta": meta,
-        "content_hash": content_hash,
+        "content_hash": "",
         "n_records": n,
     }
+    header = json.loads(_dumps(header))  # hashed as readers will see it (e.g. keys as text)
+    header["content_hash"] = content_hash(header, payload_digest)
+    return header
 
 
 def atomic_write(path: Path, write: Callable[[Any], None], force: bool) -> None:
@@ -216,14 +235,15 @@ def _split_jsonl(path: Path, data: bytes) -> tuple[dict, bytes]:
     return header, data[nl + 1:]
 
 
-def _check_payload(path: Path, header: dict, digest: str, n: int) -> None:
+def _check_payload(path: Path, header: dict, payload_digest: str, n: int) -> None:
     if n < header["n_records"]:
         raise ArtifactError(
             f"{path}: truncated: {n} of {header['n_records']} records; re-create it")
+    digest = content_hash(header, payload_digest)
     if digest != header["content_hash"]:
         raise ArtifactError(
             f"{path}: corrupted: content hash {digest[:19]}... does not match the header's "
-            f"{header['content_hash'][:19]}...; re-create it")
+            f"{header['content_hash'][:19]}... (its data or header was changed); re-create it")
 
 
 def read_jsonl(path: Path | str, kind: str | None = None) -> tuple[dict, list[dict]]:
@@ -363,6 +383,10 @@ def _check_kind(path: Path, header: dict, kind: str | None) -> None:
     if known is None:
         raise ArtifactError(f"{path}: unknown artifact kind {got!r} (mgr {__version__}); "
                             "upgrade mgr or re-create the file")
+    if isinstance(version, int) and version < min(known):
+        raise ArtifactError(f"{path}: {got} schema version {version} was written by an older "
+                            f"mgr (its content hash does not cover its header); re-create it "
+                            f"with mgr {__version__}")
     if version not in known:
         raise ArtifactError(f"{path}: {got} schema version {version} is not supported by "
                             f"mgr {__version__} (reads {', '.join(map(str, known))}); "

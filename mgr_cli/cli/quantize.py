@@ -78,14 +78,15 @@ def quantize_cmd(
                              alpha=alpha, gamma=gamma, clusters=clusters)
         header = quantize(source, out, cfg, dataset=dataset, collab=collab,
                           command=command_line(ctx), force=force, log=log)
-    show(header["meta"], out)
+    show(header, out)
     if json_out:
         print(json.dumps({"path": str(out), **header["meta"]}))
 
 
-def show(meta: dict, out: Path) -> None:
+def show(header: dict, out: Path) -> None:
     from rich.table import Table
 
+    meta = header["meta"]
     t = Table(title=f"{meta['modality']} semantic IDs ({meta['method']}) -> {out}")
     for col in ("level", "codebook", "used", "usage", "entropy (bits)", "entropy / max"):
         t.add_column(col, justify="right")
@@ -100,5 +101,6 @@ def show(meta: dict, out: Path) -> None:
     if tr:
         c.print(f"reconstruction: relative error {tr['recon_relative_error']:.4f}, MSE "
                 f"(standardised) {tr['recon_mse_standardised']:.4f}"
-                + (f"; {tr['epochs']} epochs in {tr['seconds']} s, converged: {tr['converged']}"
+                + (f"; {tr['epochs']} epochs in {header['created_by'].get('training_seconds')} s, "
+                   f"converged: {tr['converged']}"
                    if "epochs" in tr else ""))

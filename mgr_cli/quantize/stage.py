@@ -208,6 +208,7 @@ def quantize(embeddings: Path | str, out: Path | str, cfg: QuantizeConfig, *,
     log(f"quantizing {x.shape[0]} x {x.shape[1]} {eh['meta']['modality']} embeddings with "
         f"{cfg.method} ({cfg.levels} x {cfg.codebook_size})")
     codes, info = _encode(x, cfg, log, collab=cx)
+    timing = {"training_seconds": info.pop("seconds")} if "seconds" in info else {}
     codes, sizes, coll = _finish(codes, [cfg.codebook_size] * cfg.levels, cfg.dedup)
     meta = {"modality": eh["meta"]["modality"], "method": cfg.method, **coll, "training": info,
             "standin": eh["meta"].get("standin", False)}
@@ -215,7 +216,8 @@ def quantize(embeddings: Path | str, out: Path | str, cfg: QuantizeConfig, *,
     if cfg.method != "letter":
         for key in ("alpha", "gamma", "clusters"):
             config.pop(key)
-    return _write(out, codes, sizes, meta, ds, ds_path, inputs, Provenance(command, config), force)
+    return _write(out, codes, sizes, meta, ds, ds_path, inputs,
+                  Provenance(command, config, timing), force)
 
 
 def import_ids(json_path: Path | str, dataset: Path | str, out: Path | str, *, modality: str,

@@ -30,7 +30,7 @@ def test_prepare_then_inspect(tmp_path, generic_dir):
 
     r = mgr("inspect", out)
     assert r.exit_code == 0
-    assert f"{out}: dataset artifact, schema v1, 8 records" in r.stdout
+    assert f"{out}: dataset artifact, schema v2, 8 records" in r.stdout
     assert f"made by:  mgr prepare generic {generic_dir} --out {out}" in r.stdout
     assert "--k-core 3" in r.stdout
 
