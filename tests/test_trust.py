@@ -1,6 +1,6 @@
 """Issue 16, trust: image paths confined to their folder, no hub for a run folder, the
-recorded model hash checked, headers covered by the content hash, and bad
-input stopped up front with one line and nothing written."""
+recorded model hash checked, headers covered by the content hash, evaluate checks lineage,
+and bad input stopped up front with one line and nothing written."""
 
 from __future__ import annotations
 
@@ -254,6 +254,45 @@ def test_an_artifact_of_the_old_schema_is_refused_with_one_line(tiny_dataset, tm
     line = one_line_error(mgr("inspect", tiny_dataset), "schema version 1")
     assert line.endswith("was written by an older mgr (its content hash does not cover its "
                          f"header); re-create it with mgr {__version__}")
+
+
+# ------------------------------------------------------------------ evaluate checks lineage
+
+@pytest.fixture
+def other_tokenized(tmp_path, tiny_dataset, tiny_tokenized) -> Path:
+    """The same items, IDs and vocabulary as tiny_tokenized, other examples (2 items of history)."""
+    from mgr_cli.tokens.stage import tokenize
+
+    out = tmp_path / "other.tok.safetensors"
+    tokenize(tiny_dataset, [tmp_path / "text.ids.safetensors", tmp_path / "image.ids.safetensors"],
+             out, layout="lfpp", max_history=2)
+    return out
+
+
+def test_evaluate_refuses_a_run_trained_on_other_tokenized_data(tmp_path, tiny_run, tiny_tokenized,
+                                                                 other_tokenized):
+    from mgr_cli.artifacts import read_header
+
+    ev = tmp_path / "ev"
+    line = one_line_error(mgr("evaluate", tiny_run, other_tokenized, "-o", ev),
+                          "evaluate with the tokenized data the model was trained on")
+    trained, given = read_header(tiny_tokenized), read_header(other_tokenized)
+    assert line == (f"Error: {tiny_run}: trained on {tiny_tokenized.resolve()} "
+                    f"({trained['content_hash'][:19]}...), not on {other_tokenized} "
+                    f"({given['content_hash'][:19]}...); evaluate with the tokenized data the "
+                    "model was trained on")
+    assert not ev.exists()
+    assert mgr("evaluate", tiny_run, tiny_tokenized, "-o", ev).exit_code == 0
+
+
+def test_evaluate_refuses_an_edited_run_header(tmp_path, tiny_run, other_tokenized):
+    from mgr_cli.artifacts import read_header
+
+    other = read_header(other_tokenized)["content_hash"]
+    edit_header(tiny_run / "run.jsonl", lambda h: h["inputs"][0].update(content_hash=other))
+    ev = tmp_path / "ev"
+    one_line_error(mgr("evaluate", tiny_run, other_tokenized, "-o", ev), CORRUPTED)
+    assert not ev.exists()
 
 
 # ------------------------------------------------------------------ bad input, one line

@@ -26,11 +26,19 @@ def load_run_model(run_dir: Path, tok: Tokenized, device: torch.device, precisio
     from transformers import T5ForConditionalGeneration
 
     from mgr_cli.artifacts import model_problem
+    from mgr_cli.artifacts.lineage import parent_path
 
-    run = read_header(run_dir / "run.jsonl", "run")
-    if run["meta"]["vocab_fingerprint"] != tok.header["meta"]["vocab_fingerprint"]:
+    run, _ = read_jsonl(run_dir / "run.jsonl", "run")  # verified: its header is hashed too
+    if run["meta"].get("vocab_fingerprint") != tok.header["meta"]["vocab_fingerprint"]:
         raise MgrError(f"{run_dir}: the model's vocabulary does not match {tok.path}; evaluate "
                        "with the tokenized data the model was trained on")
+    trained = next((i for i in run["inputs"] if i["role"] == "tokenized"), None)
+    if trained is None or trained["content_hash"] != tok.header["content_hash"]:
+        was = (f"{parent_path(run_dir / 'run.jsonl', trained).resolve()} "
+               f"({trained['content_hash'][:19]}...)" if trained else "unrecorded tokenized data")
+        raise MgrError(f"{run_dir}: trained on {was}, not on {tok.path} "
+                       f"({tok.header['content_hash'][:19]}...); evaluate with the tokenized data "
+                       "the model was trained on")
     problem = model_problem(run_dir / "run.jsonl", run)  # missing, or not the recorded one
     if problem:
         raise MgrError(problem)
