@@ -1,6 +1,7 @@
 """Issue 16, trust: image paths confined to their folder, no hub for a run folder, the
 recorded model hash checked, headers covered by the content hash, evaluate checks lineage,
-and bad input stopped up front with one line and nothing written."""
+one winner of two writers, and bad input stopped up front with one line and nothing
+written."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -293,6 +295,48 @@ def test_evaluate_refuses_an_edited_run_header(tmp_path, tiny_run, other_tokeniz
     ev = tmp_path / "ev"
     one_line_error(mgr("evaluate", tiny_run, other_tokenized, "-o", ev), CORRUPTED)
     assert not ev.exists()
+
+
+# ------------------------------------------------------------------ two writers, one winner
+
+@pytest.mark.parametrize("links", [True, False], ids=["hard links", "no hard links"])
+def test_two_writers_of_one_new_output_one_succeeds(tmp_path, monkeypatch, links):
+    from mgr_cli.artifacts import ArtifactError, core, read_jsonl, write_jsonl
+
+    out = tmp_path / "d.jsonl"
+    both_written = threading.Barrier(2, timeout=20)
+    fsync = os.fsync
+
+    def fsync_then_wait(fd):  # both writers are past the exists-check, their files written
+        fsync(fd)
+        both_written.wait()
+
+    def no_link(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(core.os, "fsync", fsync_then_wait)
+    if not links:
+        monkeypatch.setattr(core.os, "link", no_link)
+    results = {}
+
+    def writer(n: int) -> None:
+        try:
+            write_jsonl(out, "predictions", [{"writer": n}])
+            results[n] = "ok"
+        except ArtifactError as e:
+            results[n] = str(e)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [1, 2] and list(results.values()).count("ok") == 1, results
+    winner = next(n for n, r in results.items() if r == "ok")
+    assert results[3 - winner] == (f"{out} already exists (written meanwhile by another command); "
+                                   "pass --force to overwrite it")
+    assert read_jsonl(out)[1] == [{"writer": winner}]
+    assert [p.name for p in tmp_path.iterdir()] == ["d.jsonl"]  # no temporary files left
 
 
 # ------------------------------------------------------------------ bad input, one line

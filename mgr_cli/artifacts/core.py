@@ -21,9 +21,10 @@ Where the header lives:
   * safetensors: `__metadata__["mgr_artifact"]` holds the header as a JSON string.
     The payload is the tensor index (names, dtypes, shapes, offsets) and the data section.
 
-Writes are atomic (temporary file in the same folder, fsync, rename) and never replace
-an existing file unless `force=True`. Reads verify the content hash, so a truncated or
-edited file stops with a one-line error that names it.
+Writes are atomic (temporary file in the same folder, fsync, then a hard link that fails
+if the output exists, or a rename with `force=True`), so of two writers of one new output
+exactly one succeeds. Reads verify the content hash, so a truncated or edited file stops
+with a one-line error that names it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import hashlib
 import json
 import os
 import platform
+import secrets
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,20 +166,44 @@ def _header(kind: str, out: Path, prov: Provenance, inputs: Iterable[Input],
     return header
 
 
+def _temp(path: Path, what: str) -> Path:
+    """A hidden name beside `path`, unique to one writer (threads included)."""
+    return path.parent / f".{path.name}.{what}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
 def atomic_write(path: Path, write: Callable[[Any], None], force: bool) -> None:
-    """Write through `write(fileobj)` to a temporary file, then rename over `path`."""
+    """Write through `write(fileobj)` to a temporary file, then put it at `path`: with
+    `force` by a rename; else by a hard link, which fails if `path` exists by then (so of
+    two writers of one new output only one succeeds)."""
     check_output(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    tmp = _temp(path, "tmp")
     try:
-        with open(tmp, "wb") as f:
+        with open(tmp, "xb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        if force:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Give `tmp` the name `path` unless that exists; exclusive even between processes."""
+    try:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links: claim the name, then rename
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            os.replace(tmp, path)
+    except FileExistsError:
+        raise ArtifactError(f"{path} already exists (written meanwhile by another command); "
+                            "pass --force to overwrite it") from None
 
 
 # ----------------------------------------------------------------------------- JSONL
@@ -199,7 +225,7 @@ def write_jsonl(path: Path | str, kind: str, records: Iterable[dict], *,
     path = Path(path)
     check_output(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = path.parent / f".{path.name}.body-{os.getpid()}"
+    body = _temp(path, "body")
     h, n = hashlib.sha256(), 0
     try:
         with open(body, "wb") as f:
