@@ -53,7 +53,12 @@ def handle_errors(fn: Callable) -> Callable:
 
 def command_line(ctx: typer.Context) -> str:
     """The command as parsed: arguments in place, every option spelled out (defaults too)."""
-    parts = ["mgr", ctx.info_name or ""]
+    # the whole command path: `mgr sasrec train`, not `mgr train` (which is another command)
+    parents, c = [], ctx
+    while c.parent is not None:
+        parents.insert(0, c.info_name or "")
+        c = c.parent
+    parts = ["mgr", *parents]
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
         if isinstance(value, Enum):

@@ -70,7 +70,8 @@ def prepare(fmt: str, source: Path | str, out: Path | str, *, cfg: PrepareConfig
     if fmt == "generic" and no_images:
         raw.image_root = None
     ds, report = apply_protocol(raw, cfg, name or source.resolve().name, log)
-    config = {"format": fmt, "source": str(source.resolve()),
-              "images": str(Path(raw.image_root).resolve()) if raw.image_root else None, **asdict(cfg)}
+    # paths as the user gave them (the dataset's meta keeps the resolved image folder it needs)
+    config = {"format": fmt, "source": str(source),
+              "images": str(images) if images else None, **asdict(cfg)}
     return save_dataset(ds, out, provenance=Provenance(command, config),
                         sources=[source_entry(p) for p in raw.sources], report=report, force=force)

@@ -46,3 +46,17 @@ def test_options_set_to_zero_are_recorded(tiny_tokenized, tmp_path):
     cmd = recorded(tmp_path / "r" / "run.jsonl", "run")
     for flag in ("--warmup", "--dropout", "--weight-decay"):
         assert float(cmd[cmd.index(flag) + 1]) == 0, flag
+
+
+def test_a_subcommand_group_is_recorded_whole(tiny_dataset, tmp_path):
+    mgr("sasrec", "train", tiny_dataset, "-o", tmp_path / "s", "--epochs", 1, "--eval-every", 1,
+        "--hidden", 8, "--heads", 1, "--layers", 1, "--device", "cpu")
+    cmd = recorded(tmp_path / "s" / "run.jsonl", "run")
+    assert cmd[:3] == ["mgr", "sasrec", "train"]
+
+
+def test_prepare_records_the_source_as_given(generic_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(generic_dir.parent)
+    mgr("prepare", "generic", generic_dir.name, "-o", tmp_path / "d.jsonl", "--k-core", 3)
+    config = read_header(tmp_path / "d.jsonl", "dataset")["config"]
+    assert config["source"] == generic_dir.name
