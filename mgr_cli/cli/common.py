@@ -51,8 +51,9 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def command_line(ctx: typer.Context) -> str:
-    """The command as parsed: arguments in place, every option spelled out (defaults too)."""
+def command_line(ctx: typer.Context, skip: frozenset[str] | set[str] = frozenset()) -> str:
+    """The command as parsed: arguments in place, every option spelled out (defaults too),
+    but for the options in `skip` (parameter names), which did not take part in this run."""
     # the whole command path: `mgr sasrec train`, not `mgr train` (which is another command)
     parents, c = [], ctx
     while c.parent is not None:
@@ -60,6 +61,8 @@ def command_line(ctx: typer.Context) -> str:
         c = c.parent
     parts = ["mgr", *parents]
     for param in ctx.command.params:
+        if param.name in skip:
+            continue
         value = ctx.params.get(param.name)
         if isinstance(value, Enum):
             value = value.value

@@ -19,6 +19,24 @@ import typer
 from mgr_cli.cli.common import command_line, handle_errors, log
 
 
+def _not_used(modality: str, text_model: str | None, image_model: str | None) -> set[str]:
+    """The options that play no part in this run: provenance records what ran, so an image
+    embedding by a stand-in is not "made by" --clip-model ViT-B-32 --clip-pretrained openai."""
+    text, image = modality in ("text", "fused"), modality in ("image", "fused")
+    skip = {"from_text", "from_image"}
+    if not ((text and not text_model) or (image and not image_model)):
+        skip |= {"clip_model", "clip_pretrained"}
+    if not (text and text_model):
+        skip |= {"text_model", "pooling"}
+    if not image:
+        skip |= {"image_model", "image_weights", "workers", "missing_images", "allow_outside_images"}
+    elif not image_model:
+        skip.add("image_weights")
+    if modality != "fused":
+        skip.add("fusion")
+    return skip
+
+
 @handle_errors
 def embed_cmd(
     ctx: typer.Context,
@@ -57,8 +75,10 @@ def embed_cmd(
         if not (from_text and from_image) or modality != "fused" or dataset is not None:
             raise MgrError("--from-text and --from-image go together, with --modality fused "
                            "and no DATASET")
+        used = {"out", "modality", "fusion", "normalize", "from_text", "from_image", "force"}
         header = fuse_artifacts(from_text, from_image, out, fusion=fusion, normalize=normalize,
-                                command=command_line(ctx), force=force)
+                                command=command_line(ctx, {p.name for p in ctx.command.params} - used),
+                                force=force)
         log(f"wrote {header['meta']['n_items']} x {header['meta']['dim']} fused embeddings to {out}")
         return
     if dataset is None:
@@ -75,8 +95,8 @@ def embed_cmd(
     n = read_header(dataset, "dataset")["meta"]["stats"]["items"]
     steps = n * (2 if modality == "fused" else 1)
     with progress_bar(steps, f"embed {modality}") as advance:
-        header = embed(dataset, out, cfg, command=command_line(ctx), force=force, log=log,
-                       progress=advance)
+        header = embed(dataset, out, cfg, command=command_line(ctx, _not_used(modality, text_model, image_model)),
+                       force=force, log=log, progress=advance)
     if header is not None:
         m = header["meta"]
         log(f"wrote {m['n_items']} x {m['dim']} {m['modality']} embeddings to {out}"

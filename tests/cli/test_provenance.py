@@ -60,3 +60,20 @@ def test_prepare_records_the_source_as_given(generic_dir, tmp_path, monkeypatch)
     mgr("prepare", "generic", generic_dir.name, "-o", tmp_path / "d.jsonl", "--k-core", 3)
     config = read_header(tmp_path / "d.jsonl", "dataset")["config"]
     assert config["source"] == generic_dir.name
+
+
+def test_embed_records_only_the_options_that_ran(tiny_dataset, tmp_path):
+    mgr("embed", tiny_dataset, "-o", tmp_path / "t.st", "--modality", "text",
+        "--clip-model", "mgr-tiny-clip", "--clip-pretrained", "none")
+    cmd = recorded(tmp_path / "t.st", "embeddings")
+    assert "--clip-model" in cmd and "--image-model" not in cmd and "--fusion" not in cmd
+    assert "--workers" not in cmd and "--pooling" not in cmd
+
+
+def test_embed_with_stand_ins_is_not_made_by_clip():
+    from mgr_cli.cli.embed import _not_used
+
+    skip = _not_used("image", None, "standin:efficientnet-lite0")
+    assert {"clip_model", "clip_pretrained", "text_model", "pooling", "fusion"} <= skip
+    assert "image_model" not in skip and "image_weights" not in skip
+    assert {"clip_model", "clip_pretrained"} & _not_used("fused", "standin:minilm", None) == set()
