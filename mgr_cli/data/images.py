@@ -25,17 +25,33 @@ def image_file(root: Path | str, rel: str, allow_outside: bool = False) -> Path:
     return path
 
 
+def _decode_errors() -> tuple[type[BaseException], ...]:
+    from PIL import Image
+
+    # a decompression bomb (more pixels than PIL allows) is refused, like a broken file
+    return (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+DECODE_ERRORS = _decode_errors()
+
+
 def decode_problem(path: Path) -> str | None:
     """None if the image decodes, else a short reason."""
-    from PIL import Image, UnidentifiedImageError
+    import warnings
+
+    from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            im.draft("RGB", (64, 64))  # JPEG: decode at reduced scale, still reads every byte
-            im.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.draft("RGB", (64, 64))  # JPEG: decode at reduced scale, still reads every byte
+                im.load()
     except FileNotFoundError:
         return "missing"
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except Image.DecompressionBombWarning as e:
+        return f"too large to decode safely ({e})"
+    except DECODE_ERRORS as e:
         return f"does not decode ({e})"
     return None
 

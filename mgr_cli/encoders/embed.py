@@ -126,8 +126,14 @@ class ImageFiles(torch.utils.data.Dataset):
         p = self.paths[k]
         if p is None:
             return self.transform(Image.new("RGB", (224, 224), (127, 127, 127)))
-        with Image.open(p) as im:
-            return self.transform(im.convert("RGB"))
+        from mgr_cli.data.images import DECODE_ERRORS
+
+        try:
+            with Image.open(p) as im:
+                return self.transform(im.convert("RGB"))
+        except DECODE_ERRORS as e:
+            raise MgrError(f"{p}: the image does not decode ({e}); fix or remove it, then "
+                           "prepare the dataset again") from None
 
 
 def _autocast(device: torch.device, dtype: torch.dtype):
@@ -161,10 +167,13 @@ def run_images(tower: towers.Tower, paths: list[Path | None], cfg: EmbedConfig,
         collate_fn=tower.prepare, pin_memory=device.type == "cuda",
         persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
     chunks = []
-    with torch.inference_mode(), _autocast(device, dtype):
-        for batch in loader:
-            chunks.append(tower.forward(batch.to(device, non_blocking=True)).float().cpu())
-            progress(len(batch))
+    try:
+        with torch.inference_mode(), _autocast(device, dtype):
+            for batch in loader:
+                chunks.append(tower.forward(batch.to(device, non_blocking=True)).float().cpu())
+                progress(len(batch))
+    except MgrError as e:  # from a loader worker, the message carries the worker's traceback
+        raise MgrError(str(e).strip().splitlines()[-1].removeprefix("mgr_cli.errors.MgrError: ")) from None
     return torch.cat(chunks) if chunks else torch.empty(0)
 
 

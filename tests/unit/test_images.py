@@ -1,0 +1,38 @@
+"""Images that must not be decoded: decompression bombs are refused like broken files."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from conftest import interactions_csv, items_csv, make_image, write
+from mgr_cli.data import PrepareConfig
+from mgr_cli.data.images import decode_problem
+from mgr_cli.data.prepare import prepare
+from mgr_cli.errors import MgrError
+
+
+@pytest.fixture
+def small_bomb_limit(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # a 20x20 image is now a "bomb"
+
+
+def test_a_decompression_bomb_is_a_decode_problem(tmp_path, small_bomb_limit):
+    assert "too large" in decode_problem(make_image(tmp_path / "warn.png", size=(12, 12)))  # 144 > 100
+    assert "does not decode" in decode_problem(make_image(tmp_path / "bomb.png", size=(20, 20)))
+    assert decode_problem(make_image(tmp_path / "ok.png", size=(8, 8))) is None
+
+
+def test_prepare_refuses_or_drops_a_bomb(tmp_path, small_bomb_limit):
+    d = tmp_path / "raw"
+    users = {f"u{k}": list("abcd"[k:] + "abcd"[:k]) for k in range(4)}
+    write(d / "interactions.csv", interactions_csv(users))
+    write(d / "items.csv", items_csv("abcd", image=True))
+    for c in "abc":
+        make_image(d / "img" / f"{c}.png", size=(8, 8))
+    make_image(d / "img" / "d.png", size=(20, 20))
+    with pytest.raises(MgrError, match=r"d\.png.*does not decode"):
+        prepare("generic", d, tmp_path / "a.jsonl", cfg=PrepareConfig(k_core=3))
+    assert not (tmp_path / "a.jsonl").exists()
+    ds_header = prepare("generic", d, tmp_path / "b.jsonl", cfg=PrepareConfig(k_core=2, bad_images="drop"))
+    assert ds_header["meta"]["stats"]["items"] == 3
