@@ -49,6 +49,22 @@ def resolve_images(fmt: str, source: Path, images: Path | None, no_images: bool)
     return None
 
 
+def given_file(source: Path, path: Path | None, option: str) -> Path | None:
+    """A file named by --interactions/--items: as given (absolute, or from the working
+    directory), else inside SOURCE, where a file name alone most likely means it."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_file():
+        return path
+    inside = source / path
+    if not path.is_absolute() and inside.is_file():
+        return inside
+    tried = str(path.resolve()) + ("" if path.is_absolute() else f" nor {inside.resolve()}")
+    raise MgrError(f"{option} {path}: no such file ({tried}); give a path from the working "
+                   "directory or a file name inside SOURCE")
+
+
 def prepare(fmt: str, source: Path | str, out: Path | str, *, cfg: PrepareConfig | None = None,
             interactions: Path | None = None, items: Path | None = None,
             images: Path | None = None, no_images: bool = False, name: str | None = None,
@@ -64,6 +80,8 @@ def prepare(fmt: str, source: Path | str, out: Path | str, *, cfg: PrepareConfig
     check_output(out, force)
     if not source.is_dir():
         raise MgrError(f"{source}: source folder not found")
+    interactions = given_file(source, interactions, "--interactions")
+    items = given_file(source, items, "--items")
     image_dir = resolve_images(fmt, source, images, no_images)
     log(f"reading {fmt} data from {source}" + (f" with images from {image_dir}" if image_dir else ""))
     raw = FORMATS[fmt].read(source, interactions=interactions, items=items, images=image_dir)

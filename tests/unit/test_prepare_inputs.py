@@ -1,4 +1,5 @@
-"""Images that must not be decoded: decompression bombs are refused like broken files."""
+"""What prepare reads: decompression bombs are refused like broken files; --items and
+--interactions are found as given or inside SOURCE, or named clearly."""
 
 from __future__ import annotations
 
@@ -36,3 +37,16 @@ def test_prepare_refuses_or_drops_a_bomb(tmp_path, small_bomb_limit):
     assert not (tmp_path / "a.jsonl").exists()
     ds_header = prepare("generic", d, tmp_path / "b.jsonl", cfg=PrepareConfig(k_core=2, bad_images="drop"))
     assert ds_header["meta"]["stats"]["items"] == 3
+
+
+def test_items_and_interactions_are_found_inside_source_or_named_clearly(generic_dir, tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (generic_dir / "items.csv").rename(generic_dir / "catalogue.csv")
+    h = prepare("generic", generic_dir, tmp_path / "a.jsonl", items="catalogue.csv",
+                cfg=PrepareConfig(k_core=3))
+    assert h["meta"]["stats"]["items"] == 4
+    with pytest.raises(MgrError, match=r"^--items nothing\.csv: no such file \(.*nothing\.csv nor "
+                       r".*generic/nothing\.csv\); give a path from the working directory or a "
+                       r"file name inside SOURCE$"):
+        prepare("generic", generic_dir, tmp_path / "b.jsonl", items="nothing.csv")
