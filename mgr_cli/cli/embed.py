@@ -52,7 +52,7 @@ def embed_cmd(
     image_model: Optional[str] = typer.Option(
         None, help="timm model name (or standin:efficientnet-lite0) replacing CLIP's image tower."),
     image_weights: Optional[str] = typer.Option(None, help="Local weights file for --image-model."),
-    fusion: str = typer.Option("mean", help="fused: mean (shared space) or concat of the normalised vectors."),
+    fusion: str = typer.Option("auto", help="fused: mean (one CLIP's shared space), concat of the normalised vectors, or auto (mean for one CLIP model, else concat)."),
     normalize: bool = typer.Option(True, help="L2-normalise the output vectors."),
     batch_size: int = typer.Option(64, help="Items per forward pass."),
     workers: int = typer.Option(1, help="Image decoding processes."),

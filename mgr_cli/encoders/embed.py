@@ -15,7 +15,7 @@ artifact in item order.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -42,7 +42,7 @@ class EmbedConfig:
     pooling: str = "mean"
     image_model: str | None = None
     image_weights: str | None = None
-    fusion: str = "mean"
+    fusion: str = "auto"
     normalize: bool = True
     batch_size: int = 64
     workers: int = 1
@@ -55,7 +55,7 @@ class EmbedConfig:
     def problems(self) -> list[str]:
         checks = [
             (self.modality in MODALITIES, f"--modality must be one of {', '.join(MODALITIES)}"),
-            (self.fusion in ("mean", "concat"), "--fusion must be mean or concat"),
+            (self.fusion in ("auto", "mean", "concat"), "--fusion must be auto, mean or concat"),
             (self.pooling in ("mean", "cls"), "--pooling must be mean or cls"),
             (self.precision in ("auto", "fp32", "bf16", "fp16"),
              "--precision must be auto, fp32, bf16 or fp16"),
@@ -177,6 +177,17 @@ def run_images(tower: towers.Tower, paths: list[Path | None], cfg: EmbedConfig,
     return torch.cat(chunks) if chunks else torch.empty(0)
 
 
+def fusion_for(fusion: str, encoders: dict[str, dict]) -> str:
+    """`auto`: the mean when both vectors come from one CLIP model (one shared space),
+    else the concatenation (two encoders' spaces cannot be averaged)."""
+    if fusion != "auto":
+        return fusion
+    t, i = encoders.get("text", {}), encoders.get("image", {})
+    shared = t.get("family") == i.get("family") == "open_clip" and all(
+        t.get(k) == i.get(k) for k in ("model", "pretrained"))
+    return "mean" if shared else "concat"
+
+
 def _fuse(vecs: dict[str, torch.Tensor], cfg: EmbedConfig) -> torch.Tensor:
     if cfg.modality != "fused":
         return vecs[cfg.modality]
@@ -222,6 +233,9 @@ def embed(dataset: Path | str, out: Path | str, cfg: EmbedConfig, *, command: st
             vecs[m] = run_texts(tw[m], [ds.items[k].text for k in mine], cfg, device, dtype, progress)
         else:
             vecs[m] = run_images(tw[m], [paths[k] for k in mine], cfg, device, dtype, progress)
+    if cfg.modality == "fused":
+        cfg = replace(cfg, fusion=fusion_for(cfg.fusion, {m: tw[m].describe for m in need}))
+        log(f"fusing text and image by {cfg.fusion}")
     emb = _fuse(vecs, cfg)
     if cfg.normalize:
         emb = torch.nn.functional.normalize(emb, dim=-1)
@@ -251,7 +265,7 @@ def embed(dataset: Path | str, out: Path | str, cfg: EmbedConfig, *, command: st
     return header
 
 
-def fuse_artifacts(text: Path | str, image: Path | str, out: Path | str, *, fusion: str = "mean",
+def fuse_artifacts(text: Path | str, image: Path | str, out: Path | str, *, fusion: str = "auto",
                    normalize: bool = True, command: str = "python API", force: bool = False) -> dict:
     """Early fusion of a text and an image embeddings artifact of the same dataset,
     without encoding anything again."""
@@ -264,6 +278,7 @@ def fuse_artifacts(text: Path | str, image: Path | str, out: Path | str, *, fusi
         if h["meta"]["modality"] != want:
             raise MgrError(f"{path}: holds {h['meta']['modality']} embeddings, expected {want}")
     require_agreement([(Path(text), th), (Path(image), ih)], "item_ids_hash", "item order")
+    fusion = fusion_for(fusion, {**th["meta"]["encoders"], **ih["meta"]["encoders"]})
     cfg = EmbedConfig(modality="fused", fusion=fusion, normalize=normalize)
     if cfg.problems():
         raise MgrError("; ".join(cfg.problems()))

@@ -152,3 +152,14 @@ def test_bf16_on_cpu_is_close_to_fp32(tiny_dataset, tmp_path):
     b, h = run(tiny_dataset, tmp_path, "b", modality="image", precision="bf16")
     assert h["meta"]["precision"] == "torch.bfloat16"
     assert np.abs(a - b).max() < 0.1
+
+
+def test_auto_fusion_averages_only_one_clip_space():
+    from mgr_cli.encoders.embed import fusion_for
+
+    clip = {"family": "open_clip", "model": "ViT-B-32", "pretrained": "openai"}
+    assert fusion_for("auto", {"text": clip, "image": clip}) == "mean"
+    assert fusion_for("auto", {"text": {"family": "transformers", "model": "standin:minilm"},
+                               "image": clip}) == "concat"
+    assert fusion_for("auto", {"text": clip, "image": {**clip, "pretrained": "laion"}}) == "concat"
+    assert fusion_for("mean", {"text": {}, "image": {}}) == "mean"
