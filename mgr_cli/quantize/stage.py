@@ -61,7 +61,9 @@ class QuantizeConfig:
 
 def view_path(out: Path) -> Path:
     """The readable JSONL view written beside a semantic-ID artifact."""
-    return out.with_name(out.name.rsplit(".", 1)[0] + ".ids.jsonl")
+    stem = out.name.rsplit(".", 1)[0]
+    stem = stem[:-4] if stem.endswith(".ids") else stem  # text.ids.safetensors -> text.ids.jsonl
+    return out.with_name(stem + ".ids.jsonl")
 
 
 def dataset_of(path: Path, header: dict, dataset: Path | None) -> Path:

@@ -206,3 +206,10 @@ def test_letter_diversity_loss_targets_another_code_of_the_same_group():
     assert torch.all(grad[2] > 0) and torch.equal(grad[0], torch.zeros(2))
     alone = diversity_loss(model, codes, res, torch.tensor([[0, 1, 2]]), gen)  # no other code in its group
     assert alone.item() == 0.0
+
+
+def test_the_readable_view_is_named_once():
+    from pathlib import Path
+
+    assert view_path(Path("d/text.ids.safetensors")) == Path("d/text.ids.jsonl")
+    assert view_path(Path("d/text.safetensors")) == Path("d/text.ids.jsonl")
