@@ -14,7 +14,7 @@ DEMO   ?= build/demo
 help: ## Show this help.
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  PROFILE=small|paper|tiny (default small), DATA=$(DATA), CLIP_PRETRAINED=/local/ckpt"
+	@echo "  PROFILE=small|cpu|paper|tiny (default small), DATA=$(DATA), CLIP_PRETRAINED=/local/ckpt"
 
 install: $(VENV)/.installed ## Create .venv with mgr, its test tools and the stand-in encoders.
 
@@ -88,6 +88,21 @@ else ifeq ($(PROFILE),small) # 2 CPU cores, well under an hour per dataset
   # the default 20 items of history: 10 (tokenize and SASRec alike) keeps MovieLens well
   # under an hour on 2 cores
   HISTORY_movielens := 10
+else ifeq ($(PROFILE),cpu)  # the CPU time-to-quality recipe (results/beauty.md): ~1 h per training
+  T5    := --layers 2 --decoder-layers 2 --d-model 128 --heads 4 --d-kv 32 --d-ff 512 --precision bf16
+  FIT   := --steps 4500 --batch-size 256 --lr 3e-3 --warmup 300 --eval-every 500 --eval-users 2000 --max-minutes 60
+  ALIGN := --steps 1000 --batch-size 256 --lr 3e-3 --warmup 100 --eval-every 500 --eval-users 1000
+  RQ    :=
+  SAS   := --epochs 30 --eval-every 5 --patience 3
+  EVAL  :=
+  SAS_EVAL :=
+  POP_EVAL :=
+  MAIN_LEVELS := 3
+  MAIN_SIZE   := 256
+  SWEEP_LEVELS := 2 4
+  SWEEP_SIZES  := 64 128
+  ENC_DEFAULT := --text-model standin:minilm --image-model standin:efficientnet-lite0
+  HISTORY_movielens := 10
 else ifeq ($(PROFILE),paper) # a GPU: TIGER's T5 size, the paper's steps, every user
   T5    :=
   FIT   := --steps 20000 --batch-size 256 --lr 1e-3 --warmup 1000 --eval-every 2000 --eval-users 2000
@@ -103,7 +118,7 @@ else ifeq ($(PROFILE),paper) # a GPU: TIGER's T5 size, the paper's steps, every 
   SWEEP_SIZES  := 64 128 512
   ENC_DEFAULT := --text-model standin:minilm --image-model standin:efficientnet-lite0
 else
-  $(error PROFILE must be tiny, small or paper, not '$(PROFILE)')
+  $(error PROFILE must be tiny, small, cpu or paper, not '$(PROFILE)')
 endif
 BUDGET := T5 [$(strip $(T5))] train [$(strip $(FIT))] align [$(strip $(ALIGN))] rq-vae [$(strip $(RQ))] sasrec [$(strip $(SAS))] evaluate [$(strip $(EVAL))]$(if $(HISTORY_movielens), movielens history [$(HISTORY_movielens) items])
 
