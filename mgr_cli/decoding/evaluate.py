@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import torch
 
 from mgr_cli import distributed
-from mgr_cli.artifacts import Input, Provenance, check_output, read_header, read_jsonl, write_jsonl
+from mgr_cli.artifacts import Input, Provenance, check_output, read_jsonl, write_jsonl
 from mgr_cli.decoding.metrics import Coverage, Mean, user_metrics, validation_rows
 from mgr_cli.decoding.rank import check_workers, decode_sequences, rank_examples
 from mgr_cli.errors import MgrError
