@@ -14,11 +14,17 @@ def progress_bar(total: int, description: str) -> Iterator[Callable[[int], None]
     if not sys.stderr.isatty() or not distributed.from_env().main:
         yield lambda n: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
+                               TimeRemainingColumn)
+    from rich.text import Text
 
     from mgr_cli.cli.common import console
 
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:.1f}/s" if task.speed else "", style="progress.data.speed")
+
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=console(), transient=True) as bar:
+                  Rate(), TimeRemainingColumn(), console=console(), transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
