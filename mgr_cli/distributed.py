@@ -80,6 +80,24 @@ def gather(obj: Any, dist: Dist) -> list[Any] | None:
     return out
 
 
+def rank0_flag(flag: bool, dist: Dist, device: torch.device) -> bool:
+    """Rank 0's `flag`, on every rank (so that all ranks take the same branch)."""
+    if not dist.active:
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    torch.distributed.broadcast(t, 0)
+    return bool(t.item())
+
+
+def any_flag(flag: bool, dist: Dist, device: torch.device) -> bool:
+    """True on every rank when `flag` is true on any rank."""
+    if not dist.active:
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    torch.distributed.all_reduce(t)
+    return bool(t.item())
+
+
 def barrier(dist: Dist) -> None:
     if dist.active:
         torch.distributed.barrier()

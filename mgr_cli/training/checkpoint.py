@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +77,6 @@ def save(ckpt: Path, model, opt, sched, state: dict, rngs: list[dict], config: d
 
     tmp = ckpt.parent / f".{ckpt.name}.tmp"
     if tmp.exists():
-        import shutil
-
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()
@@ -88,8 +87,6 @@ def save(ckpt: Path, model, opt, sched, state: dict, rngs: list[dict], config: d
            "config": config, **rest}
     (tmp / "state.json").write_text(json.dumps(doc))
     if ckpt.exists():
-        import shutil
-
         shutil.rmtree(ckpt)
     tmp.replace(ckpt)
 

@@ -150,11 +150,7 @@ def train_sasrec(dataset: Path | str, out_dir: Path | str, cfg: SASRecTrainConfi
             else:
                 stale += 1
             stop = bool(cfg.patience) and stale >= cfg.patience
-        if dist.active:
-            flag = torch.tensor([int(stop)], device=device)
-            torch.distributed.broadcast(flag, 0)
-            stop = bool(flag.item())
-        if stop:
+        if distributed.rank0_flag(stop, dist, device):
             break
     header = None
     if dist.main:

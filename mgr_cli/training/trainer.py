@@ -314,11 +314,7 @@ def _evaluate_and_save(model, opt, sched, tok, cfg, state, dist, device, out_dir
         state["seconds"] += time.perf_counter() - started  # validation is part of the wall time
         checkpoint.save(out_dir / "checkpoint", model, opt, sched, state, rngs, asdict(cfg))
         stop = bool(cfg.patience) and state["stale"] >= cfg.patience
-    if dist.active:
-        flag = torch.tensor([int(stop)], device=device)
-        torch.distributed.broadcast(flag, 0)
-        stop = bool(flag.item())
-    return stop
+    return distributed.rank0_flag(stop, dist, device)
 
 
 def _out_of_time(cfg: TrainConfig, state: dict, clock: float, dist, device) -> bool:
@@ -327,11 +323,7 @@ def _out_of_time(cfg: TrainConfig, state: dict, clock: float, dist, device) -> b
     if not cfg.max_minutes:
         return False
     over = state["seconds"] + time.perf_counter() - clock >= cfg.max_minutes * 60
-    if dist.active:
-        flag = torch.tensor([int(over)], device=device)
-        torch.distributed.broadcast(flag, 0)
-        over = bool(flag.item())
-    return over
+    return distributed.rank0_flag(over, dist, device)
 
 
 @contextlib.contextmanager
@@ -355,15 +347,8 @@ def _interrupt_at_step_boundary(dist, device):
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
-    def interrupted() -> bool:
-        if not dist.active:
-            return hit["flag"]
-        flag = torch.tensor([int(hit["flag"])], device=device)
-        torch.distributed.all_reduce(flag)
-        return bool(flag.item())
-
     try:
-        yield interrupted
+        yield lambda: distributed.any_flag(hit["flag"], dist, device)
     finally:
         for sig, h in old.items():
             signal.signal(sig, h)
