@@ -10,7 +10,7 @@ from mgr_cli.cli.demo import demo_cmd
 from mgr_cli.cli.embed import embed_cmd
 from mgr_cli.cli.evaluate import evaluate_cmd
 from mgr_cli.cli.inspect import inspect_cmd
-from mgr_cli.cli.popular import popular_cmd
+from mgr_cli.cli.popular import oracle_cmd, popular_cmd, random_cmd
 from mgr_cli.cli.prepare import prepare_cmd
 from mgr_cli.cli.quantize import quantize_cmd
 from mgr_cli.cli.sasrec import app as sasrec_app
@@ -42,6 +42,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 app.command("prepare")(prepare_cmd)
 app.command("inspect")(inspect_cmd)
 app.command("demo-data")(demo_cmd)
+app.command("demo-oracle")(oracle_cmd)
 app.command("embed")(embed_cmd)
 app.command("quantize")(quantize_cmd)
 app.command("analyze-ami")(ami_cmd)
@@ -50,6 +51,7 @@ app.command("align")(align_cmd)
 app.command("train")(train_cmd)
 app.command("evaluate")(evaluate_cmd)
 app.command("popular")(popular_cmd)
+app.command("random")(random_cmd)
 app.add_typer(sasrec_app, name="sasrec")
 
 

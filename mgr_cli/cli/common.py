@@ -7,7 +7,8 @@ import os
 import shlex
 import sys
 from enum import Enum
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -23,8 +24,57 @@ def console():
     return Console(stderr=True, highlight=False)
 
 
+LOG_ENV = "MGR_LOG"
+
+
 def log(msg: str) -> None:
+    """A log line on stderr, or appended to the file $MGR_LOG names (the demo keeps the
+    terminal for progress bars and one-line summaries that way)."""
+    path = os.environ.get(LOG_ENV)
+    if path:
+        with open(path, "a") as f:
+            f.write(f"mgr: {msg}\n")
+        return
     console().print(f"[dim]mgr:[/dim] {msg}", markup=True)
+
+
+# --config FILE: a TOML profile (configs/*.toml) whose tables set a command's defaults.
+# A command reads the tables named here (by the command's name; [model] is the T5 size
+# that train and align share); options given on the command line override the file.
+PROFILE_TABLES = {"train": ("model", "train"), "align": ("model", "align")}
+
+
+def _apply_profile(ctx: typer.Context, param: typer.CallbackParam, value: Optional[Path]):
+    if value is None:
+        return value
+    import tomllib
+
+    try:
+        profile = tomllib.loads(Path(value).read_text())
+    except OSError as e:
+        raise typer.BadParameter(f"cannot read {value}: {e.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise typer.BadParameter(f"{value} is not valid TOML: {e}") from None
+    name = ctx.info_name or ""
+    options = {p.name: p for p in ctx.command.params if p.param_type_name == "option"}
+    defaults = {}
+    for table in PROFILE_TABLES.get(name, (name,)):
+        entries = profile.get(table, {})
+        if not isinstance(entries, dict):
+            raise typer.BadParameter(f"{value}: [{table}] must be a table of options")
+        for key, v in entries.items():
+            opt = key.replace("-", "_")
+            if opt not in options or opt in ("config", "out", "force", "resume"):
+                raise typer.BadParameter(f"{value} [{table}]: mgr {name} has no option --{key.replace('_', '-')}")
+            defaults[opt] = v
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+def config_option():
+    return typer.Option(None, "--config", is_eager=True, callback=_apply_profile,
+                        help="A TOML profile (configs/*.toml): its tables set this command's "
+                             "defaults; options given here override them.")
 
 
 def fail(msg: str) -> None:

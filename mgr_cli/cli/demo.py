@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from mgr_cli.cli.common import handle_errors, log
+from mgr_cli.cli.common import config_option, handle_errors, log
 
 
 @handle_errors
@@ -23,6 +24,7 @@ def demo_cmd(
     image_size: int = typer.Option(64, help="Image side in pixels."),
     seed: int = typer.Option(0, help="Random seed (the output is a function of it)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing catalogue."),
+    config: Optional[Path] = config_option(),
 ) -> None:
     """Generate the demo catalogue in the generic format, deterministically."""
     from mgr_cli.data.demo import DemoConfig, generate

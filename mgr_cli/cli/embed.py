@@ -16,7 +16,7 @@ from typing import Optional
 
 import typer
 
-from mgr_cli.cli.common import command_line, handle_errors, log
+from mgr_cli.cli.common import command_line, config_option, handle_errors, log
 
 
 def _not_used(modality: str, text_model: str | None, image_model: str | None) -> set[str]:
@@ -65,6 +65,7 @@ def embed_cmd(
     from_text: Optional[Path] = typer.Option(None, help="fused: fuse this text embeddings artifact ..."),
     from_image: Optional[Path] = typer.Option(None, help="... with this image one, encoding nothing again."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+    config: Optional[Path] = config_option(),
 ) -> None:
     """Embed every item's text or image (or both, fused) with CLIP or a local encoder."""
     from mgr_cli.cli.progress import progress_bar

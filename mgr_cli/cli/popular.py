@@ -1,7 +1,9 @@
-"""mgr popular: the most-popular baseline, written like an evaluation.
+"""mgr popular / mgr random / mgr demo-oracle: reference rows, written like an evaluation.
 
     mgr popular beauty.dataset.jsonl -o eval/popular
-    mgr evaluate --table eval/popular/metrics.jsonl --table eval/tiger/metrics.jsonl
+    mgr random beauty.dataset.jsonl -o eval/random
+    mgr demo-oracle build/demo/raw/truth.json build/demo/dataset.jsonl -o eval/oracle
+    mgr evaluate --table eval/random/metrics.jsonl --table eval/popular/metrics.jsonl ...
 """
 
 from __future__ import annotations
@@ -14,24 +16,51 @@ import typer
 
 from mgr_cli.cli.common import command_line, console, handle_errors
 
+SPLIT = typer.Option("test", help="test or valid.")
+TOP_K = typer.Option(20, help="Items kept per user.")
+SAMPLE = typer.Option(None, help="A seeded random sample of N users (as mgr evaluate --sample).")
+SEED = typer.Option(0, help="Seed of --sample (and of the random ranking).")
+FORCE = typer.Option(False, "--force", help="Overwrite existing outputs.")
+OUT = typer.Option(..., "--out", "-o", help="Folder for metrics.jsonl and predictions.jsonl.")
+DATASET = typer.Argument(..., help="Dataset artifact from mgr prepare.")
 
-@handle_errors
-def popular_cmd(
-    ctx: typer.Context,
-    dataset: Path = typer.Argument(..., help="Dataset artifact from mgr prepare."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for metrics.jsonl and predictions.jsonl."),
-    split: str = typer.Option("test", help="test or valid."),
-    top_k: int = typer.Option(20, help="Items kept per user."),
-    sample: Optional[int] = typer.Option(None, help="A seeded random sample of N users (as mgr evaluate --sample)."),
-    seed: int = typer.Option(0, help="Seed of --sample."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
-) -> None:
-    """Recommend the training split's most popular items to everybody: the floor a trained model must clear."""
-    from mgr_cli.decoding.popular import evaluate_popular
 
-    meta = evaluate_popular(dataset, out, split=split, k=top_k, sample=sample, seed=seed,
-                            command=command_line(ctx), force=force)
+def _report(meta: dict, name: str) -> None:
     m = meta["metrics"]
-    console().print(f"{meta['users']} users, most popular: "
+    console().print(f"{meta['users']} users, {name}: "
                     + ", ".join(f"{k} {m[k]:.4f}" for k in ("mrr", "ndcg@5", "ndcg@10", "hits@5", "hits@10")))
     print(json.dumps({"users": meta["users"], **m}))
+
+
+@handle_errors
+def popular_cmd(ctx: typer.Context, dataset: Path = DATASET, out: Path = OUT, split: str = SPLIT,
+                top_k: int = TOP_K, sample: Optional[int] = SAMPLE, seed: int = SEED,
+                force: bool = FORCE) -> None:
+    """Recommend the training split's most popular items to everybody: the floor a trained model must clear."""
+    from mgr_cli.decoding.baselines import evaluate_popular
+
+    _report(evaluate_popular(dataset, out, split=split, k=top_k, sample=sample, seed=seed,
+                             command=command_line(ctx), force=force), "most popular")
+
+
+@handle_errors
+def random_cmd(ctx: typer.Context, dataset: Path = DATASET, out: Path = OUT, split: str = SPLIT,
+               top_k: int = TOP_K, sample: Optional[int] = SAMPLE, seed: int = SEED,
+               force: bool = FORCE) -> None:
+    """Rank the catalogue at random for every user (seeded): chance level."""
+    from mgr_cli.decoding.baselines import evaluate_random
+
+    _report(evaluate_random(dataset, out, split=split, k=top_k, sample=sample, seed=seed,
+                            command=command_line(ctx), force=force), "random")
+
+
+@handle_errors
+def oracle_cmd(ctx: typer.Context,
+               truth: Path = typer.Argument(..., help="truth.json written by mgr demo-data."),
+               dataset: Path = DATASET, out: Path = OUT, split: str = SPLIT, top_k: int = TOP_K,
+               sample: Optional[int] = SAMPLE, seed: int = SEED, force: bool = FORCE) -> None:
+    """The demo catalogue's ceiling: rank by the simulation's own next-item probabilities."""
+    from mgr_cli.decoding.baselines import evaluate_oracle
+
+    _report(evaluate_oracle(dataset, truth, out, split=split, k=top_k, sample=sample, seed=seed,
+                            command=command_line(ctx), force=force), "oracle")

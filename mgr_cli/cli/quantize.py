@@ -17,7 +17,7 @@ from typing import Optional
 
 import typer
 
-from mgr_cli.cli.common import command_line, console, handle_errors, log
+from mgr_cli.cli.common import command_line, config_option, console, handle_errors, log
 from mgr_cli.errors import MgrError
 
 
@@ -47,6 +47,7 @@ def quantize_cmd(
     export_json: Optional[Path] = typer.Option(None, "--export", help="Write SOURCE's IDs as LC-Rec JSON."),
     json_out: bool = typer.Option(False, "--json", help="Print the ID statistics as JSON on stdout."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+    config: Optional[Path] = config_option(),
 ) -> None:
     """Turn embeddings into semantic IDs (RQ-VAE, LETTER, residual or hierarchical k-means), or import/export IDs."""
     from mgr_cli.quantize.stage import QuantizeConfig, export_ids, import_ids, quantize

@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from mgr_cli.cli.common import command_line, handle_errors, log
+from mgr_cli.cli.common import command_line, config_option, handle_errors, log
 
 
 def _run(task: str, ctx: typer.Context, tokenized: Path, out: Path, **kw) -> None:
@@ -65,8 +65,9 @@ def _options(task: str):
         precision: str = typer.Option("auto", help="auto (bf16 autocast on CUDA), fp32, bf16."),
         resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
         force: bool = typer.Option(False, "--force", help="Overwrite a finished run in OUT."),
+        config: Optional[Path] = config_option(),
     ) -> None:
-        kw = {k: v for k, v in locals().items() if k not in ("ctx", "tokenized", "out", "task")}
+        kw = {k: v for k, v in locals().items() if k not in ("ctx", "tokenized", "out", "task", "config")}
         _run(task, ctx, tokenized, out, **kw)
 
     command.__doc__ = ("Alignment pre-training: predict an item's ID in one modality from its ID "

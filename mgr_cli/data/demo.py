@@ -34,6 +34,7 @@ CATEGORIES = ["mug", "lamp", "vase", "backpack", "cushion", "notebook", "clock",
               "scarf", "speaker"]
 MATERIALS = ["ceramic", "wool", "steel", "glass", "oak", "linen"]
 USES = ["kitchen", "office", "garden", "travel", "bedroom"]
+TRUTH = "truth.json"  # the simulation's hidden state: what the oracle knows
 ADJECTIVES = ["handmade", "durable", "lightweight", "classic", "compact", "elegant", "sturdy",
               "minimalist"]
 
@@ -113,29 +114,70 @@ def draw_item(a: dict[str, np.ndarray], i: int, size: int, rng: np.random.Genera
     return Image.composite(fill, Image.new("RGB", (size, size), bg), mask)
 
 
-def _simulate(rng: np.random.Generator, a: dict[str, np.ndarray], cfg: DemoConfig) -> list[list[int]]:
+# The simulation's rules, shared by the simulation and the oracle (`oracle_probabilities`)
+WEIGHTS = {"colour": 1.5, "pattern": 0.5, "material": 1.2, "category": 2.0, "shape": 2.0}
+TEMPERATURE = 3.0  # choice probabilities are softmax(TEMPERATURE * score)
+FOLLOW = 0.7  # the chance that the next category (shape) follows the previous item's
+
+
+def _base_scores(a: dict[str, np.ndarray], colour: int, pattern: int, material: int) -> np.ndarray:
+    """A user's standing preference for every item: its favourite colour, pattern and
+    material, and the item's own quality."""
+    return (WEIGHTS["colour"] * (a["colour"] == colour) + WEIGHTS["pattern"] * (a["pattern"] == pattern)
+            + WEIGHTS["material"] * (a["material"] == material) + a["quality"])
+
+
+def _simulate(rng: np.random.Generator, a: dict[str, np.ndarray],
+              cfg: DemoConfig) -> tuple[list[list[int]], dict]:
+    """The users' sequences, and the hidden state that produced them (the oracle's)."""
     n_cat, n_shape = len(CATEGORIES), len(SHAPES)
     next_cat = rng.permutation(n_cat)
     next_shape = rng.permutation(n_shape)
-    seqs = []
+    seqs, prefs = [], []
     for _ in range(cfg.n_users):
         colour, pattern = rng.integers(len(COLOURS)), rng.integers(len(PATTERNS))
         material = rng.integers(len(MATERIALS))
-        base = (1.5 * (a["colour"] == colour) + 0.5 * (a["pattern"] == pattern)
-                + 1.2 * (a["material"] == material) + a["quality"])
+        prefs.append([int(colour), int(pattern), int(material)])
+        base = _base_scores(a, colour, pattern, material)
         length = 5 + rng.poisson(max(cfg.mean_length - 5, 0))
         cat, shape = rng.integers(n_cat), rng.integers(n_shape)
         seq: list[int] = []
         for _ in range(length):
-            score = base + 2.0 * (a["category"] == cat) + 2.0 * (a["shape"] == shape)
+            score = base + WEIGHTS["category"] * (a["category"] == cat) + WEIGHTS["shape"] * (a["shape"] == shape)
             score[seq] = -np.inf
-            p = np.exp(3.0 * (score - score.max()))
+            p = np.exp(TEMPERATURE * (score - score.max()))
             item = int(rng.choice(len(p), p=p / p.sum()))
             seq.append(item)
-            cat = next_cat[a["category"][item]] if rng.random() < 0.7 else rng.integers(n_cat)
-            shape = next_shape[a["shape"][item]] if rng.random() < 0.7 else rng.integers(n_shape)
+            cat = next_cat[a["category"][item]] if rng.random() < FOLLOW else rng.integers(n_cat)
+            shape = next_shape[a["shape"][item]] if rng.random() < FOLLOW else rng.integers(n_shape)
         seqs.append(seq)
-    return seqs
+    truth = {"next_category": next_cat.tolist(), "next_shape": next_shape.tolist(),
+             "user_preferences": prefs,
+             "items": {k: a[k].tolist() for k in ("category", "shape", "colour", "pattern", "material", "quality")}}
+    return seqs, truth
+
+
+def oracle_probabilities(truth: dict, user: int, history: list[int]) -> np.ndarray:
+    """The simulation's exact distribution of a user's next item given their history
+    (item indices of the catalogue, in order): it knows the transition tables, the
+    user's hidden preferences and that nobody buys an item twice. The ceiling of the
+    demo: no recommender can beat it on average."""
+    a = {k: np.asarray(v) for k, v in truth["items"].items()}
+    base = _base_scores(a, *truth["user_preferences"][user])
+    last = history[-1]
+    n_cat, n_shape = len(CATEGORIES), len(SHAPES)
+    p_cat = np.full(n_cat, (1 - FOLLOW) / n_cat)
+    p_cat[truth["next_category"][a["category"][last]]] += FOLLOW
+    p_shape = np.full(n_shape, (1 - FOLLOW) / n_shape)
+    p_shape[truth["next_shape"][a["shape"][last]]] += FOLLOW
+    out = np.zeros(len(base))
+    for c in range(n_cat):
+        for s in range(n_shape):
+            score = base + WEIGHTS["category"] * (a["category"] == c) + WEIGHTS["shape"] * (a["shape"] == s)
+            score[history] = -np.inf
+            p = np.exp(TEMPERATURE * (score - score.max()))
+            out += p_cat[c] * p_shape[s] * p / p.sum()
+    return out
 
 
 def generate(out_dir: Path | str, cfg: DemoConfig | None = None, *, force: bool = False,
@@ -155,7 +197,7 @@ def generate(out_dir: Path | str, cfg: DemoConfig | None = None, *, force: bool 
     for i in range(cfg.n_items):
         draw_item(a, i, cfg.image_size, rng).save(out / "images" / f"{ids[i]}.png", optimize=False)
     log(f"simulating {cfg.n_users} users")
-    seqs = _simulate(rng, a, cfg)
+    seqs, truth = _simulate(rng, a, cfg)
     events = []
     for u, seq in enumerate(seqs):
         t = int(1_600_000_000 + rng.integers(0, 30 * 86400))
@@ -183,5 +225,9 @@ def generate(out_dir: Path | str, cfg: DemoConfig | None = None, *, force: bool 
     tmp.replace(out / "items.csv")
     summary = {"config": asdict(cfg), "items": cfg.n_items, "users": cfg.n_users,
                "interactions": len(events)}
+    truth = {"item_ids": ids, "user_ids": [f"u{u:05d}" for u in range(cfg.n_users)], **truth}
+    tmp = out / ".truth.json.tmp"
+    tmp.write_text(json.dumps(truth) + "\n")
+    tmp.replace(out / TRUTH)
     (out / "demo.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary

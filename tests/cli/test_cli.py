@@ -102,3 +102,57 @@ def test_subprocess_module_and_version(tmp_path, generic_dir):
     r = subprocess.run([sys.executable, "-m", "mgr_cli", "inspect", str(tmp_path / "nope.jsonl")],
                        capture_output=True, text=True)
     assert r.returncode == 1 and r.stderr == f"Error: {tmp_path / 'nope.jsonl'}: no such file\n"
+
+
+def test_config_profile_sets_defaults_and_flags_override(tmp_path):
+    profile = write(tmp_path / "p.toml", "[demo-data]\nitems = 120\nusers = 20\nmean-length = 6\n"
+                    "[train]\nsteps = 3\n")
+    r = mgr("demo-data", tmp_path / "a", "--config", profile, "--image-size", 16)
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["items"] == 120 and summary["users"] == 20
+    assert summary["config"]["mean_length"] == 6 and summary["config"]["image_size"] == 16
+    r = mgr("demo-data", tmp_path / "b", "--items", 150, "--config", profile, "--image-size", 16)
+    assert r.exit_code == 0 and json.loads(r.stdout)["items"] == 150  # the flag wins, in any position
+
+
+def _flat(text: str) -> str:
+    """typer's error box as one line."""
+    return " ".join(text.replace("│", " ").split())
+
+
+def test_config_profile_errors_exit_2(tmp_path):
+    bad_key = write(tmp_path / "k.toml", "[demo-data]\nitemz = 5\n")
+    r = mgr("demo-data", tmp_path / "a", "--config", bad_key)
+    assert r.exit_code == 2 and "mgr demo-data has no option --itemz" in _flat(r.output)
+    bad_toml = write(tmp_path / "t.toml", "[demo-data\n")
+    r = mgr("demo-data", tmp_path / "a", "--config", bad_toml)
+    assert r.exit_code == 2 and "is not valid TOML" in _flat(r.output)
+    r = mgr("train", tmp_path / "x.safetensors", "-o", tmp_path / "run", "--config", tmp_path / "none.toml")
+    assert r.exit_code == 2 and "cannot read" in _flat(r.output)
+    assert not (tmp_path / "a").exists()
+
+
+def test_shipped_profiles_name_only_real_options():
+    # every table of every configs/*.toml is read by its command without error
+    import tomllib
+
+    from mgr_cli.cli.common import PROFILE_TABLES
+
+    commands = {c.name: c for c in app.registered_commands}
+    for path in sorted((REPO / "configs").glob("*.toml")):
+        profile = tomllib.loads(path.read_text())
+        tables = {t for ts in PROFILE_TABLES.values() for t in ts} | set(commands)
+        assert set(profile) <= tables, (path, set(profile) - tables)
+        for name in commands:
+            if any(t in profile for t in PROFILE_TABLES.get(name, (name,))):
+                r = mgr(name, "--config", path, "--help")
+                assert r.exit_code == 0, (path, name, r.output)
+
+
+def test_mgr_log_sends_log_lines_to_a_file(tmp_path, monkeypatch):
+    log_file = tmp_path / "stage.log"
+    monkeypatch.setenv("MGR_LOG", str(log_file))
+    r = mgr("demo-data", tmp_path / "a", "--items", 100, "--users", 10, "--image-size", 8)
+    assert r.exit_code == 0
+    assert "mgr: wrote 100 items" in log_file.read_text() and "mgr:" not in r.stderr
