@@ -22,7 +22,8 @@ from mgr_cli.errors import MgrError
 from mgr_cli.tokens.stage import Tokenized
 
 
-def load_run_model(run_dir: Path, tok: Tokenized, device: torch.device, precision: str = "fp32"):
+def load_run_model(run_dir: Path, tok: Tokenized, device: torch.device, precision: str = "fp32",
+                   verb: str = "evaluate"):
     from transformers import T5ForConditionalGeneration
 
     from mgr_cli.artifacts import model_problem
@@ -30,14 +31,14 @@ def load_run_model(run_dir: Path, tok: Tokenized, device: torch.device, precisio
 
     run, _ = read_jsonl(run_dir / "run.jsonl", "run")  # verified: its header is hashed too
     if run["meta"].get("vocab_fingerprint") != tok.header["meta"]["vocab_fingerprint"]:
-        raise MgrError(f"{run_dir}: the model's vocabulary does not match {tok.path}; evaluate "
+        raise MgrError(f"{run_dir}: the model's vocabulary does not match {tok.path}; {verb} "
                        "with the tokenized data the model was trained on")
     trained = next((i for i in run["inputs"] if i["role"] == "tokenized"), None)
     if trained is None or trained["content_hash"] != tok.header["content_hash"]:
         was = (f"{parent_path(run_dir / 'run.jsonl', trained).resolve()} "
                f"({trained['content_hash'][:19]}...)" if trained else "unrecorded tokenized data")
         raise MgrError(f"{run_dir}: trained on {was}, not on {tok.path} "
-                       f"({tok.header['content_hash'][:19]}...); evaluate with the tokenized data "
+                       f"({tok.header['content_hash'][:19]}...); {verb} with the tokenized data "
                        "the model was trained on")
     problem = model_problem(run_dir / "run.jsonl", run)  # missing, or not the recorded one
     if problem:
