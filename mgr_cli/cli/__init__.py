@@ -13,6 +13,7 @@ from mgr_cli.cli.inspect import inspect_cmd
 from mgr_cli.cli.popular import oracle_cmd, popular_cmd, random_cmd
 from mgr_cli.cli.prepare import prepare_cmd
 from mgr_cli.cli.quantize import quantize_cmd
+from mgr_cli.cli.recommend import recommend_cmd
 from mgr_cli.cli.sasrec import app as sasrec_app
 from mgr_cli.cli.tokenize import tokenize_cmd
 from mgr_cli.cli.train import align_cmd, train_cmd
@@ -50,6 +51,7 @@ app.command("tokenize")(tokenize_cmd)
 app.command("align")(align_cmd)
 app.command("train")(train_cmd)
 app.command("evaluate")(evaluate_cmd)
+app.command("recommend")(recommend_cmd)
 app.command("popular")(popular_cmd)
 app.command("random")(random_cmd)
 app.add_typer(sasrec_app, name="sasrec")
