@@ -156,3 +156,12 @@ def test_mgr_log_sends_log_lines_to_a_file(tmp_path, monkeypatch):
     r = mgr("demo-data", tmp_path / "a", "--items", 100, "--users", 10, "--image-size", 8)
     assert r.exit_code == 0
     assert "mgr: wrote 100 items" in log_file.read_text() and "mgr:" not in r.stderr
+
+
+def test_every_command_is_in_the_reference_and_the_readme_is_a_front_page():
+    docs = (REPO / "docs" / "cli.md").read_text()
+    names = [c.name for c in app.registered_commands]
+    names += [f"{g.name} {c.name}" for g in app.registered_groups for c in g.typer_instance.registered_commands]
+    missing = [n for n in names if f"mgr {n}" not in docs]
+    assert not missing, f"commands missing from docs/cli.md: {missing}"
+    assert len((REPO / "README.md").read_text().splitlines()) <= 150
