@@ -28,8 +28,8 @@ $(VENV)/.installed: pyproject.toml
 test: install ## Run the test suite (CPU only, offline, a few minutes).
 	$(BIN)/python -m pytest -q
 
-demo: install ## The whole pipeline on the generated demo catalogue; prints a Table 5.
-	MGR=$(abspath $(MGR)) examples/demo.sh $(DEMO)
+demo: install ## The whole pipeline on the generated demo catalogue (configs/demo.toml): Tables 1 and 5.
+	MGR=$(abspath $(MGR)) CONFIG=configs/demo.toml examples/demo.sh $(DEMO)
 
 clean: ## Remove build outputs (keeps .venv).
 	rm -rf build
@@ -57,12 +57,12 @@ PY ?= $(BIN)/python
 INSTALLED ?= $(VENV)/.installed  # empty: use MGR and PY as they are (the tests)
 
 ifeq ($(PROFILE),tiny)      # smoke runs on the demo catalogue (tests/cli/test_paper.py)
-  T5    := --layers 1 --decoder-layers 1 --d-model 16 --heads 2 --d-kv 8 --d-ff 32
-  FIT   := --steps 6 --batch-size 16 --warmup 2 --eval-every 3 --eval-users 8 --device cpu
-  ALIGN := --steps 4 --batch-size 16 --warmup 2 --eval-every 4 --eval-users 8 --device cpu
-  RQ    := --levels 2 --codebook-size 8 --latent-dim 4 --hidden 16 --epochs 3
+  T5    :=
+  FIT   := --config configs/tiny.toml
+  ALIGN := --config configs/tiny.toml
+  RQ    := --config configs/tiny.toml
   SAS   := --epochs 2 --eval-every 1 --hidden 16 --layers 1 --device cpu
-  EVAL  := --beams 5 --device cpu
+  EVAL  := --config configs/tiny.toml
   SAS_EVAL := --device cpu
   POP_EVAL :=
   MAIN_LEVELS := 2

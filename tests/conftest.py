@@ -94,8 +94,14 @@ def tiny_dataset(tmp_path: Path) -> Path:
 TINY_CLIP = {"clip_model": "mgr-tiny-clip", "clip_pretrained": None}
 
 
-TINY_T5 = ["--layers", "1", "--decoder-layers", "1", "--d-model", "16", "--heads", "2", "--d-kv", "8",
-           "--d-ff", "32"]
+def profile(name: str) -> dict:
+    """A shipped budget profile, configs/<name>.toml (the demo, the Makefile and the tests share them)."""
+    import tomllib
+
+    return tomllib.loads((REPO / "configs" / f"{name}.toml").read_text())
+
+
+TINY_T5 = [x for k, v in profile("tiny")["model"].items() for x in (f"--{k}", str(v))]
 
 
 def hand_ids(tmp_path: Path, dataset: Path, modality: str, codes: list[list[int]], letters="ab") -> Path:
