@@ -19,7 +19,8 @@ import typer
 from mgr_cli.cli.common import command_line, config_option, handle_errors, log
 
 
-def _not_used(modality: str, text_model: str | None, image_model: str | None) -> set[str]:
+def _not_used(modality: str, text_model: str | None, image_model: str | None,
+              fusion: str = "auto") -> set[str]:
     """The options that play no part in this run: provenance records what ran, so an image
     embedding by a stand-in is not "made by" --clip-model ViT-B-32 --clip-pretrained openai."""
     text, image = modality in ("text", "fused"), modality in ("image", "fused")
@@ -34,6 +35,8 @@ def _not_used(modality: str, text_model: str | None, image_model: str | None) ->
         skip.add("image_weights")
     if modality != "fused":
         skip.add("fusion")
+    if modality != "fused" or fusion != "balanced":
+        skip |= {"text_share", "fusion_dim"}
     return skip
 
 
@@ -52,7 +55,9 @@ def embed_cmd(
     image_model: Optional[str] = typer.Option(
         None, help="timm model name (or standin:efficientnet-lite0) replacing CLIP's image tower."),
     image_weights: Optional[str] = typer.Option(None, help="Local weights file for --image-model."),
-    fusion: str = typer.Option("auto", help="fused: mean (one CLIP's shared space), concat of the normalised vectors, or auto (mean for one CLIP model, else concat)."),
+    fusion: str = typer.Option("auto", help="fused: mean (one CLIP's shared space), concat of the normalised vectors, balanced (each modality PCA-reduced to one width and scaled to its share of the variance), or auto (mean for one CLIP model, else concat)."),
+    text_share: float = typer.Option(0.5, help="--fusion balanced: the text's share of the fused variance (the image has the rest)."),
+    fusion_dim: int = typer.Option(128, help="--fusion balanced: dimensions kept per modality (PCA)."),
     normalize: bool = typer.Option(True, help="L2-normalise the output vectors."),
     batch_size: int = typer.Option(64, help="Items per forward pass."),
     workers: int = typer.Option(1, help="Image decoding processes."),
@@ -77,7 +82,10 @@ def embed_cmd(
             raise MgrError("--from-text and --from-image go together, with --modality fused "
                            "and no DATASET")
         used = {"out", "modality", "fusion", "normalize", "from_text", "from_image", "force"}
+        if fusion == "balanced":
+            used |= {"text_share", "fusion_dim"}
         header = fuse_artifacts(from_text, from_image, out, fusion=fusion, normalize=normalize,
+                                text_share=text_share, fusion_dim=fusion_dim,
                                 command=command_line(ctx, {p.name for p in ctx.command.params} - used),
                                 force=force)
         log(f"wrote {header['meta']['n_items']} x {header['meta']['dim']} fused embeddings to {out}")
@@ -88,7 +96,8 @@ def embed_cmd(
     cfg = EmbedConfig(modality=modality, clip_model=clip_model,
                       clip_pretrained=None if (clip_pretrained or "none").lower() == "none" else clip_pretrained,
                       text_model=text_model, pooling=pooling, image_model=image_model,
-                      image_weights=image_weights, fusion=fusion, normalize=normalize,
+                      image_weights=image_weights, fusion=fusion, text_share=text_share,
+                      fusion_dim=fusion_dim, normalize=normalize,
                       batch_size=batch_size, workers=workers, device=device, precision=precision,
                       missing_images=missing_images, outside_images=allow_outside_images, seed=seed)
     from mgr_cli.artifacts import read_header
@@ -96,7 +105,7 @@ def embed_cmd(
     n = read_header(dataset, "dataset")["meta"]["stats"]["items"]
     steps = n * (2 if modality == "fused" else 1)
     with progress_bar(steps, f"embed {modality}") as advance:
-        header = embed(dataset, out, cfg, command=command_line(ctx, _not_used(modality, text_model, image_model)),
+        header = embed(dataset, out, cfg, command=command_line(ctx, _not_used(modality, text_model, image_model, fusion)),
                        force=force, log=log, progress=advance)
     if header is not None:
         m = header["meta"]

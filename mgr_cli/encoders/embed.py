@@ -4,8 +4,9 @@ Towers: CLIP (open_clip) for both modalities by default, as in the paper; a
 transformers text encoder from a local directory replaces the text tower
 (`text_model`), a timm model with local weights replaces the image tower
 (`image_model`). Early fusion (`fused`) embeds both modalities and combines the
-L2-normalised vectors: `mean` (both towers must share a space, as CLIP's do) or
-`concat`. The paper's MGR-EF uses one multimodal encoder; CLIP's shared space with the
+L2-normalised vectors: `mean` (both towers must share a space, as CLIP's do),
+`concat`, or `balanced` (each modality PCA-reduced to one width and scaled to a chosen
+share of the variance: `mgr_cli/encoders/fusion.py`). The paper's MGR-EF uses one multimodal encoder; CLIP's shared space with the
 mean is our equivalent.
 
 Under torchrun each rank embeds a strided shard; rank 0 gathers and writes one
@@ -43,6 +44,8 @@ class EmbedConfig:
     image_model: str | None = None
     image_weights: str | None = None
     fusion: str = "auto"
+    text_share: float = 0.5  # balanced fusion: the text's share of the fused variance
+    fusion_dim: int = 128  # balanced fusion: the common width of each modality's block
     normalize: bool = True
     batch_size: int = 64
     workers: int = 1
@@ -55,7 +58,9 @@ class EmbedConfig:
     def problems(self) -> list[str]:
         checks = [
             (self.modality in MODALITIES, f"--modality must be one of {', '.join(MODALITIES)}"),
-            (self.fusion in ("auto", "mean", "concat"), "--fusion must be auto, mean or concat"),
+            (self.fusion in FUSIONS, "--fusion must be auto, mean, concat or balanced"),
+            (0 < self.text_share < 1, "--text-share must be between 0 and 1 (exclusive)"),
+            (self.fusion_dim >= 1, "--fusion-dim must be at least 1"),
             (self.pooling in ("mean", "cls"), "--pooling must be mean or cls"),
             (self.precision in ("auto", "fp32", "bf16", "fp16"),
              "--precision must be auto, fp32, bf16 or fp16"),
@@ -188,10 +193,19 @@ def fusion_for(fusion: str, encoders: dict[str, dict]) -> str:
     return "mean" if shared else "concat"
 
 
+FUSIONS = ("auto", "mean", "concat", "balanced")
+
+
 def _fuse(vecs: dict[str, torch.Tensor], cfg: EmbedConfig) -> torch.Tensor:
     if cfg.modality != "fused":
         return vecs[cfg.modality]
     t, i = (torch.nn.functional.normalize(vecs[m], dim=-1) for m in ("text", "image"))
+    if cfg.fusion == "balanced":
+        from mgr_cli.encoders.fusion import balanced_fusion
+
+        shares = {"text": cfg.text_share, "image": 1 - cfg.text_share}
+        return torch.from_numpy(balanced_fusion({"text": t.numpy(), "image": i.numpy()}, shares,
+                                                cfg.fusion_dim))
     if cfg.fusion == "concat":
         return torch.cat([t, i], dim=-1)
     if t.shape[-1] != i.shape[-1]:
@@ -236,8 +250,12 @@ def embed(dataset: Path | str, out: Path | str, cfg: EmbedConfig, *, command: st
     if cfg.modality == "fused":
         cfg = replace(cfg, fusion=fusion_for(cfg.fusion, {m: tw[m].describe for m in need}))
         log(f"fusing text and image by {cfg.fusion}")
+        if cfg.fusion == "balanced" and dist.active:
+            raise MgrError("--fusion balanced needs every item at once: embed text and image "
+                           "(under torchrun if you like), then fuse them with mgr embed "
+                           "--modality fused --fusion balanced --from-text T --from-image I")
     emb = _fuse(vecs, cfg)
-    if cfg.normalize:
+    if cfg.normalize and cfg.fusion != "balanced":
         emb = torch.nn.functional.normalize(emb, dim=-1)
     parts = distributed.gather((mine, emb.numpy()), dist)
     header = None
@@ -251,8 +269,10 @@ def embed(dataset: Path | str, out: Path | str, cfg: EmbedConfig, *, command: st
                            f"{ds.items[bad[0]].id}); try --precision fp32")
         meta = {"modality": cfg.modality, "dim": int(full.shape[1]), "n_items": len(ds.items),
                 "dataset": ds.name, "item_ids_hash": ds_header["meta"]["item_ids_hash"],
-                "encoders": {m: tw[m].describe for m in need}, "normalized": cfg.normalize,
+                "encoders": {m: tw[m].describe for m in need},
+                "normalized": cfg.normalize and cfg.fusion != "balanced",
                 "fusion": cfg.fusion if cfg.modality == "fused" else None,
+                **(_balance_meta(full, cfg) if cfg.fusion == "balanced" and cfg.modality == "fused" else {}),
                 "standin": any(tw[m].describe["standin"] for m in need),
                 "blank_images": blank, "device": str(device), "precision": str(dtype),
                 "world_size": dist.world}
@@ -265,8 +285,19 @@ def embed(dataset: Path | str, out: Path | str, cfg: EmbedConfig, *, command: st
     return header
 
 
+def _balance_meta(fused: np.ndarray, cfg: EmbedConfig) -> dict:
+    """What balanced fusion did: the shares asked for and measured, the block width."""
+    from mgr_cli.encoders.fusion import variance_shares
+
+    w = fused.shape[1] // 2
+    got = variance_shares(fused, {"text": w, "image": w})
+    return {"text_share": cfg.text_share, "fusion_dim": w,
+            "variance_shares": {m: round(v, 6) for m, v in got.items()}}
+
+
 def fuse_artifacts(text: Path | str, image: Path | str, out: Path | str, *, fusion: str = "auto",
-                   normalize: bool = True, command: str = "python API", force: bool = False) -> dict:
+                   normalize: bool = True, text_share: float = 0.5, fusion_dim: int = 128,
+                   command: str = "python API", force: bool = False) -> dict:
     """Early fusion of a text and an image embeddings artifact of the same dataset,
     without encoding anything again."""
     from mgr_cli.artifacts import require_agreement
@@ -279,18 +310,23 @@ def fuse_artifacts(text: Path | str, image: Path | str, out: Path | str, *, fusi
             raise MgrError(f"{path}: holds {h['meta']['modality']} embeddings, expected {want}")
     require_agreement([(Path(text), th), (Path(image), ih)], "item_ids_hash", "item order")
     fusion = fusion_for(fusion, {**th["meta"]["encoders"], **ih["meta"]["encoders"]})
-    cfg = EmbedConfig(modality="fused", fusion=fusion, normalize=normalize)
+    cfg = EmbedConfig(modality="fused", fusion=fusion, normalize=normalize, text_share=text_share,
+                      fusion_dim=fusion_dim)
     if cfg.problems():
         raise MgrError("; ".join(cfg.problems()))
     emb = _fuse({"text": torch.from_numpy(t), "image": torch.from_numpy(i)}, cfg)
-    if normalize:
+    if normalize and fusion != "balanced":
         emb = torch.nn.functional.normalize(emb, dim=-1)
-    meta = {**th["meta"], "modality": "fused", "dim": int(emb.shape[1]), "fusion": fusion,
-            "normalized": normalize, "encoders": {**th["meta"]["encoders"], **ih["meta"]["encoders"]},
+    balance = _balance_meta(emb.numpy(), cfg) if fusion == "balanced" else {}
+    config = {"fusion": fusion, "normalize": normalize,
+              **({"text_share": text_share, "fusion_dim": fusion_dim} if balance else {})}
+    meta = {**th["meta"], "modality": "fused", "dim": int(emb.shape[1]), "fusion": fusion, **balance,
+            "normalized": normalize and fusion != "balanced",
+            "encoders": {**th["meta"]["encoders"], **ih["meta"]["encoders"]},
             "standin": th["meta"]["standin"] or ih["meta"]["standin"],
             "blank_images": ih["meta"]["blank_images"]}
     return write_tensors(out, KIND, {"embeddings": emb.numpy()},
-                         provenance=Provenance(command, {"fusion": fusion, "normalize": normalize}),
+                         provenance=Provenance(command, config),
                          inputs=[Input("text", Path(text), th), Input("image", Path(image), ih)],
                          meta=meta, force=force)
 

@@ -163,3 +163,42 @@ def test_auto_fusion_averages_only_one_clip_space():
                                "image": clip}) == "concat"
     assert fusion_for("auto", {"text": clip, "image": {**clip, "pretrained": "laion"}}) == "concat"
     assert fusion_for("mean", {"text": {}, "image": {}}) == "mean"
+
+
+def test_balanced_fusion_gives_each_modality_its_share_whatever_its_width_and_scale():
+    import numpy as np
+
+    from mgr_cli.encoders.fusion import balanced_fusion, variance_shares
+
+    rng = np.random.default_rng(0)
+    text = rng.normal(0, 100.0, (300, 8))  # narrow and loud
+    image = rng.normal(0, 0.01, (300, 512)) @ rng.normal(size=(512, 512))  # wide and quiet
+    plain = np.concatenate([text, image], 1)
+    assert variance_shares(plain, {"text": 8, "image": 512})["text"] > 0.99  # plain concat: text owns it
+    fused = balanced_fusion({"text": text, "image": image}, {"text": 0.5, "image": 0.5}, width=64)
+    assert fused.shape == (300, 16)  # both reduced to the narrower width
+    shares = variance_shares(fused, {"text": 8, "image": 8})
+    assert shares["text"] == pytest.approx(0.5, abs=1e-6) and shares["image"] == pytest.approx(0.5, abs=1e-6)
+    tilted = balanced_fusion({"text": text, "image": image}, {"text": 0.2, "image": 0.8}, width=64)
+    assert variance_shares(tilted, {"text": 8, "image": 8})["text"] == pytest.approx(0.2, abs=1e-6)
+    with pytest.raises(MgrError, match="share above 0 for every modality, summing to 1"):
+        balanced_fusion({"text": text, "image": image}, {"text": 0.7, "image": 0.7}, width=64)
+    with pytest.raises(MgrError, match="every item has the same text embedding"):
+        balanced_fusion({"text": np.ones((10, 4)), "image": image[:10]}, {"text": 0.5, "image": 0.5}, 4)
+
+
+def test_fuse_artifacts_balanced_records_the_shares(tmp_path, tiny_dataset):
+    from mgr_cli.encoders.embed import EmbedConfig, embed, fuse_artifacts, load_embeddings
+
+    for m in ("text", "image"):
+        embed(tiny_dataset, tmp_path / f"{m}.st", EmbedConfig(modality=m, clip_model="mgr-tiny-clip",
+                                                             clip_pretrained=None))
+    h = fuse_artifacts(tmp_path / "text.st", tmp_path / "image.st", tmp_path / "fused.st",
+                       fusion="balanced", text_share=0.3, fusion_dim=3)
+    emb, _ = load_embeddings(tmp_path / "fused.st")
+    assert emb.shape[1] == 6 and h["meta"]["fusion"] == "balanced" and not h["meta"]["normalized"]
+    assert h["meta"]["variance_shares"]["text"] == pytest.approx(0.3, abs=1e-5)
+    assert h["config"]["text_share"] == 0.3
+    with pytest.raises(MgrError, match="--text-share must be between 0 and 1"):
+        fuse_artifacts(tmp_path / "text.st", tmp_path / "image.st", tmp_path / "f2.st",
+                       fusion="balanced", text_share=1.0)
