@@ -192,18 +192,40 @@ def merge_parts(out_dir: Path, world: int) -> Iterator[dict]:
             f.close()
 
 
+def hit_overlap(a: dict[str, dict], b: dict[str, dict], k: int = 5) -> float:
+    """Jaccard overlap of the users two models (predictions by user) get right in their
+    top k: of the users either model predicts correctly, the share both do (the paper's
+    Table 2, "identical prediction results")."""
+    hits = [{u for u, r in p.items() if r["rank"] is not None and r["rank"] <= k} for p in (a, b)]
+    union = hits[0] | hits[1]
+    return round(len(hits[0] & hits[1]) / len(union), 6) if union else 0.0
+
+
+def top1_agreement(a: dict[str, dict], b: dict[str, dict]) -> float:
+    """Share of the common users whose top prediction is the same item."""
+    common = [u for u in a if u in b]
+    same = sum(a[u]["items"][:1] == b[u]["items"][:1] for u in common)
+    return round(same / len(common), 6) if common else 0.0
+
+
+def predictions_by_user(path: Path | str) -> dict[str, dict]:
+    _, rows = read_jsonl(path, "predictions")
+    return {r["user"]: r for r in rows}
+
+
 def overlap(a: Path | str, b: Path | str, k: int = 20) -> dict:
-    """Agreement of two prediction files on the same users (the paper's Table 2): the share
-    of users whose top prediction is the same, and the mean overlap of the top-k lists."""
-    ha, ra = read_jsonl(a, "predictions")
-    hb, rb = read_jsonl(b, "predictions")
-    by_user = {r["user"]: r["items"] for r in rb}
-    common = [r for r in ra if r["user"] in by_user]
+    """Agreement of two prediction files on the same users: Table 2's Jaccard overlap of
+    the users both get right (Hits@5), the share of users whose top prediction is the
+    same, and the mean overlap of the top-k lists. `mgr evaluate --compare` and the
+    Table 2 report both use these definitions."""
+    pa, pb = predictions_by_user(a), predictions_by_user(b)
+    common = [u for u in pa if u in pb]
     if not common:
         raise MgrError(f"{a} and {b} share no users")
-    top1 = sum(1 for r in common if r["items"][:1] == by_user[r["user"]][:1]) / len(common)
-    topk = sum(len(set(r["items"][:k]) & set(by_user[r["user"]][:k])) / k for r in common) / len(common)
-    return {"users": len(common), "top1_agreement": round(top1, 6), f"top{k}_overlap": round(topk, 6)}
+    pa, pb = {u: pa[u] for u in common}, {u: pb[u] for u in common}
+    topk = sum(len(set(pa[u]["items"][:k]) & set(pb[u]["items"][:k])) / k for u in common) / len(common)
+    return {"users": len(common), "hit_overlap@5": hit_overlap(pa, pb), "top1_agreement": top1_agreement(pa, pb),
+            f"top{k}_overlap": round(topk, 6)}
 
 
 def metrics_table(paths: list[Path]) -> str:

@@ -18,8 +18,8 @@ import torch
 from mgr_cli.decoding.beam import PrefixTree, beam_search, ranked_items
 from mgr_cli.decoding.t5step import T5Decoder
 from mgr_cli.errors import MgrError
+from mgr_cli.tokens.layout import pad
 from mgr_cli.tokens.stage import Tokenized
-from mgr_cli.training.data import pad
 
 
 def decode_sequences(tok: Tokenized, modalities: list[str] | None) -> tuple[np.ndarray, list[str]]:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from mgr_cli.artifacts import read_jsonl
+from mgr_cli.decoding.evaluate import hit_overlap, predictions_by_user, top1_agreement
 from mgr_cli.errors import MgrError
 from mgr_cli.reproduce.paper import ABLATION, ROWS
 
@@ -37,26 +38,6 @@ def table1(build: Path, sets: list[str]) -> dict:
     return out
 
 
-def _predictions(path: Path) -> dict[str, dict]:
-    _, rows = read_jsonl(path, "predictions")
-    return {r["user"]: r for r in rows}
-
-
-def hit_overlap(a: dict[str, dict], b: dict[str, dict], k: int = 5) -> float:
-    """Jaccard overlap of the users two models (predictions by user) get right in their
-    top k: of the examples either model predicts correctly, the share both do."""
-    hits = [{u for u, r in p.items() if r["rank"] is not None and r["rank"] <= k} for p in (a, b)]
-    union = hits[0] | hits[1]
-    return round(len(hits[0] & hits[1]) / len(union), 6) if union else 0.0
-
-
-def top1_agreement(a: dict[str, dict], b: dict[str, dict]) -> float:
-    """Share of the common users whose top prediction is the same item."""
-    common = [u for u in a if u in b]
-    same = sum(a[u]["items"][:1] == b[u]["items"][:1] for u in common)
-    return round(same / len(common), 6) if common else 0.0
-
-
 def table2(build: Path, sets: list[str]) -> dict:
     """Per pair of input modalities: the Jaccard overlap of the users each model gets
     right (Hits@5), the paper's "identical prediction results", and the share of users
@@ -66,7 +47,7 @@ def table2(build: Path, sets: list[str]) -> dict:
         preds = {}
         for m, stem in (("image", "tiger-image"), ("text", "tiger-text"), ("fused", "mgr-ef")):
             path = build / ds / f"{stem}.eval" / "predictions.jsonl"
-            preds[m] = _predictions(_need(path if path.exists() else None, path))
+            preds[m] = predictions_by_user(_need(path if path.exists() else None, path))
         pairs = (("Img vs. Txt", "image", "text"), ("Img vs. Multimodal", "image", "fused"),
                  ("Txt vs. Multimodal", "text", "fused"))
         out[ds] = {name: hit_overlap(preds[a], preds[b]) for name, a, b in pairs}

@@ -27,6 +27,18 @@ LAYOUTS = ("tiger", "ef", "lf", "lfpp")
 PAD, EOS = 0, 1
 
 
+def pad(seqs: list, value: int):
+    """Right-pad token sequences into one int64 tensor [len(seqs), longest] (`value`:
+    PAD for inputs, -100 for labels the loss ignores)."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    out = np.full((len(seqs), width), value, dtype=np.int64)
+    for r, s in enumerate(seqs):
+        out[r, : len(s)] = s
+    return torch.from_numpy(out)
+
+
 @dataclass
 class Vocab:
     layout: str

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mgr_cli.tokens.layout import PAD
+from mgr_cli.tokens.layout import PAD, pad
 
 
 class Batches:
@@ -37,14 +37,6 @@ class Batches:
 
     def collate(self, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
         return collate([self.src[i] for i in idx], [self.tgt[i] for i in idx], device)
-
-
-def pad(seqs: list[np.ndarray], value: int) -> torch.Tensor:
-    width = max(len(s) for s in seqs)
-    out = np.full((len(seqs), width), value, dtype=np.int64)
-    for r, s in enumerate(seqs):
-        out[r, : len(s)] = s
-    return torch.from_numpy(out)
 
 
 def collate(src: list[np.ndarray], tgt: list[np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
