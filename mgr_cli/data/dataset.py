@@ -67,15 +67,25 @@ class Dataset:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         n = self.max_history
-        for u, seq in enumerate(self.sequences):
-            if split == "test":
-                yield Example(u, seq[:-1][-n:], seq[-1])
-            elif split == "valid":
-                yield Example(u, seq[:-2][-n:], seq[-2])
+        for u in range(len(self.sequences)):
+            if split in ("test", "valid"):
+                history, target = self.held_out(u, split)
+                yield Example(u, history[-n:], target)
             else:
-                train = seq[:-2]
+                train = self.held_out(u, "valid")[0]
                 for t in range(1, len(train)):
                     yield Example(u, train[max(0, t - n):t], train[t])
+
+    def held_out(self, user: int, split: str) -> tuple[list[int], int]:
+        """The leave-one-out rule, in one place: user's held-out item of `split` (test: the
+        last; valid: the one before) and everything before it, untruncated. Every trainer,
+        evaluator and reference row takes its split from here."""
+        seq = self.sequences[user]
+        if split == "test":
+            return seq[:-1], seq[-1]
+        if split == "valid":
+            return seq[:-2], seq[-2]
+        raise ValueError(f"no held-out item in split {split!r}; choose test or valid")
 
     def stats(self) -> dict[str, Any]:
         lengths = [len(s) for s in self.sequences]

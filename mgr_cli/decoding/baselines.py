@@ -118,13 +118,12 @@ def _write_baseline(name: str, make_ranker, dataset, out_dir, *, split: str, k: 
     ds, dh = load_dataset(dataset)
     rows = select_rows(len(ds.sequences), None, sample, seed)
     ranker = make_ranker(ds)
-    cut = 1 if split == "test" else 2
     out_dir.mkdir(parents=True, exist_ok=True)
     part = PartWriter(out_dir, 0)
     for u in rows:
-        seq = ds.sequences[u]
-        items, scores = ranker(u, seq[:-cut])
-        part.add(ds.user_ids[u], ds.items[seq[-cut]].id, items, scores)
+        history, target = ds.held_out(u, split)
+        items, scores = ranker(u, history)
+        part.add(ds.user_ids[u], ds.items[target].id, items, scores)
     config = {"split": split, "top_k": k, "sample": sample, "seed": seed if sample else None,
               "world_size": 1, **extra}
     return finish(out_dir, distributed.Dist(), part.close(), meta={"layout": name, "modalities": []},

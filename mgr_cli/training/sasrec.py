@@ -69,8 +69,8 @@ def _left_pad(seqs: list[list[int]], length: int) -> torch.Tensor:
 
 
 def histories(ds: Dataset, split: str, rows: list[int]) -> tuple[list[list[int]], list[int]]:
-    cut = 1 if split == "test" else 2
-    return [ds.sequences[u][:-cut] for u in rows], [ds.sequences[u][-cut] for u in rows]
+    pairs = [ds.held_out(u, split) for u in rows]
+    return [h for h, _ in pairs], [t for _, t in pairs]
 
 
 def rank_users(model: SASRec, ds: Dataset, split: str, rows: list[int], k: int, device,
@@ -116,7 +116,7 @@ def train_sasrec(dataset: Path | str, out_dir: Path | str, cfg: SASRecTrainConfi
     net = torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None) if dist.active else model
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    train = [s[:-2] for s in ds.sequences]
+    train = [ds.held_out(u, "valid")[0] for u in range(len(ds.sequences))]  # the training part
     inputs = _left_pad([t[:-1] for t in train], cfg.model.max_len)
     targets = _left_pad([t[1:] for t in train], cfg.model.max_len)
     best, best_epoch, stale, logbook = None, None, 0, []

@@ -111,3 +111,16 @@ def test_dataset_artifact_round_trip(tmp_path):
     assert back.user_ids == ds.user_ids and back.max_history == 7
     assert h["meta"]["modalities"] == ["text", "image"] and h["meta"]["fields"] == ["cat"]
     assert h["meta"]["item_ids_hash"] != h["meta"]["user_ids_hash"]
+
+
+def test_the_leave_one_out_rule_lives_in_one_place(tiny_dataset):
+    from mgr_cli.data import load_dataset
+
+    ds, _ = load_dataset(tiny_dataset)
+    seq = ds.sequences[0]
+    assert ds.held_out(0, "test") == (seq[:-1], seq[-1])
+    assert ds.held_out(0, "valid") == (seq[:-2], seq[-2])
+    test = next(ex for ex in ds.examples("test") if ex.user == 0)
+    assert (test.history, test.target) == (seq[:-1][-ds.max_history:], seq[-1])
+    with pytest.raises(ValueError, match="no held-out item in split 'train'"):
+        ds.held_out(0, "train")
