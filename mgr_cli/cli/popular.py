@@ -32,26 +32,26 @@ def _report(meta: dict, name: str) -> None:
     print(json.dumps({"users": meta["users"], **m}))
 
 
-@handle_errors
-def popular_cmd(ctx: typer.Context, dataset: Path = DATASET, out: Path = OUT, split: str = SPLIT,
+def _ranking_cmd(evaluator: str, name: str, doc: str):
+    """A reference-row command over a dataset (popular, random): same options, one evaluator."""
+    @handle_errors
+    def command(ctx: typer.Context, dataset: Path = DATASET, out: Path = OUT, split: str = SPLIT,
                 top_k: int = TOP_K, sample: Optional[int] = SAMPLE, seed: int = SEED,
                 force: bool = FORCE) -> None:
-    """Recommend the training split's most popular items to everybody: the floor a trained model must clear."""
-    from mgr_cli.decoding.baselines import evaluate_popular
+        from mgr_cli.decoding import baselines
 
-    _report(evaluate_popular(dataset, out, split=split, k=top_k, sample=sample, seed=seed,
-                             command=command_line(ctx), force=force), "most popular")
+        evaluate = getattr(baselines, evaluator)
+        _report(evaluate(dataset, out, split=split, k=top_k, sample=sample, seed=seed,
+                         command=command_line(ctx), force=force), name)
+
+    command.__doc__ = doc
+    return command
 
 
-@handle_errors
-def random_cmd(ctx: typer.Context, dataset: Path = DATASET, out: Path = OUT, split: str = SPLIT,
-               top_k: int = TOP_K, sample: Optional[int] = SAMPLE, seed: int = SEED,
-               force: bool = FORCE) -> None:
-    """Rank the catalogue at random for every user (seeded): chance level."""
-    from mgr_cli.decoding.baselines import evaluate_random
-
-    _report(evaluate_random(dataset, out, split=split, k=top_k, sample=sample, seed=seed,
-                            command=command_line(ctx), force=force), "random")
+popular_cmd = _ranking_cmd("evaluate_popular", "most popular", "Recommend the training split's most "
+                           "popular items to everybody: the floor a trained model must clear.")
+random_cmd = _ranking_cmd("evaluate_random", "random",
+                          "Rank the catalogue at random for every user (seeded): chance level.")
 
 
 @handle_errors

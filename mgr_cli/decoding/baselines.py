@@ -76,6 +76,7 @@ def evaluate_oracle(dataset: Path | str, truth_path: Path | str, out_dir: Path |
         truth = json.loads(truth_path.read_text())
         raw_item = {name: i for i, name in enumerate(truth["item_ids"])}
         raw_user = {name: u for u, name in enumerate(truth["user_ids"])}
+        truth["items"] = {k: np.asarray(v) for k, v in truth["items"].items()}  # once, not per user
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise MgrError(f"{truth_path}: not the truth file of mgr demo-data ({e}); "
                        "generate the catalogue again with mgr demo-data") from None
