@@ -15,6 +15,17 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("MGR_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+@pytest.fixture(scope="session")
+def fast_mgr(tmp_path_factory) -> str:
+    """An executable that runs `mgr` like the installed one, in a fork of a process that
+    has already imported torch and transformers (tests/forkserver.py): for the tests that
+    drive the Makefile and the demo script through ~100 commands."""
+    from forkserver import ForkServer
+
+    with ForkServer(tmp_path_factory.mktemp("forkserver")) as mgr:
+        yield mgr
+
+
 @pytest.fixture
 def shared_data() -> Path:
     d = shared_data_dir()

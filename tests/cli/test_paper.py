@@ -17,9 +17,10 @@ from conftest import REPO
 TARGETS = ["table1", "table2", "table3", "table5", "fig4", "fig5", "fig6"]
 
 
-def make(*args, cwd=REPO, check=True):
-    bin_dir = Path(sys.executable).parent
-    cmd = ["make", "--no-print-directory", f"MGR={bin_dir / 'mgr'}", f"PY={sys.executable}",
+def make(*args, cwd=REPO, check=True, fast_mgr=None):
+    """`fast_mgr` (tests/forkserver.py) runs both `mgr` and `python -m mgr_cli.reproduce`."""
+    mgr, py = (fast_mgr, fast_mgr) if fast_mgr else (Path(sys.executable).parent / "mgr", sys.executable)
+    cmd = ["make", "--no-print-directory", f"MGR={mgr}", f"PY={py}",
            "INSTALLED=", *args]
     # a clean make: `make test` runs us with its own MAKEFLAGS (jobserver, -j), not ours
     env = {k: v for k, v in os.environ.items()
@@ -32,11 +33,11 @@ def make(*args, cwd=REPO, check=True):
 
 
 @pytest.fixture(scope="module")
-def paper(tmp_path_factory):
+def paper(tmp_path_factory, fast_mgr):
     tmp = tmp_path_factory.mktemp("paper")
     args = ["PROFILE=tiny", "MM_SETS=demo", "ID_SETS=demoids", "TEXT_SETS=demotext",
             f"PB={tmp / 'build'}", f"RESULTS={tmp / 'results'}"]
-    make("-j2", "paper", *args)
+    make("-j2", "paper", *args, fast_mgr=fast_mgr)
     return tmp, args
 
 

@@ -51,6 +51,18 @@ def test_sigint_then_resume_equals_uninterrupted(tiny_tokenized, tmp_path, monke
     """Ctrl-C lands inside a step (here: while its batch is built; step 4 validates too);
     the run stops after that whole step, and --resume ends byte-identical to a run
     that was never interrupted."""
+    import signal
+
+    # a known handler to restore: a job started in the background by a non-interactive
+    # shell (`cmd &`) inherits SIGINT ignored
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupt_then_resume(tiny_tokenized, tmp_path, monkeypatch, at)
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _interrupt_then_resume(tiny_tokenized, tmp_path, monkeypatch, at):
     import os
     import signal
 
