@@ -37,6 +37,12 @@ sys.exit(int.from_bytes(rc, "big", signed=True) if len(rc) == 4 else 70)
 '''
 
 
+PRELOAD = ("torch", "transformers", "transformers.models.t5.modeling_t5", "open_clip", "PIL.Image",
+           "mgr_cli.cli", "mgr_cli.decoding.evaluate", "mgr_cli.encoders.embed", "mgr_cli.quantize.stage",
+           "mgr_cli.reproduce.report", "mgr_cli.tokens.stage", "mgr_cli.training.sasrec",
+           "mgr_cli.training.trainer")
+
+
 def _recv_exact(conn: socket.socket, n: int, first: bytes) -> bytes:
     data = first
     while len(data) < n:
@@ -105,20 +111,10 @@ def _child(conn: socket.socket) -> None:
 
 def serve(sock_path: str) -> None:
     # what a tiny command spends its time importing (the CLI modules import lazily)
-    import PIL.Image  # noqa: F401
-    import open_clip  # noqa: F401
-    import torch  # noqa: F401
-    import transformers  # noqa: F401
-    from transformers import T5ForConditionalGeneration  # noqa: F401
+    import importlib
 
-    import mgr_cli.cli  # noqa: F401
-    import mgr_cli.decoding.evaluate  # noqa: F401
-    import mgr_cli.encoders.embed  # noqa: F401
-    import mgr_cli.quantize.stage  # noqa: F401
-    import mgr_cli.reproduce.report  # noqa: F401
-    import mgr_cli.tokens.stage  # noqa: F401
-    import mgr_cli.training.sasrec  # noqa: F401
-    import mgr_cli.training.trainer  # noqa: F401
+    for module in PRELOAD:
+        importlib.import_module(module)
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

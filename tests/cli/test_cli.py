@@ -165,3 +165,17 @@ def test_every_command_is_in_the_reference_and_the_readme_is_a_front_page():
     missing = [n for n in names if f"mgr {n}" not in docs]
     assert not missing, f"commands missing from docs/cli.md: {missing}"
     assert len((REPO / "README.md").read_text().splitlines()) <= 150
+
+
+def test_fork_server_behaves_like_the_installed_command(fast_mgr, tmp_path):
+    """tests/forkserver.py (the Makefile and demo tests' `mgr`): same output, exit codes
+    and working directory as a fresh process."""
+    import subprocess
+    import sys
+
+    real = [sys.executable, "-m", "mgr_cli"]
+    for args in (["--version"], ["prepare", "nope", "x", "-o", "y"], ["inspect", "missing.jsonl"]):
+        a = subprocess.run(real + args, capture_output=True, text=True, cwd=tmp_path)
+        b = subprocess.run([fast_mgr, *args], capture_output=True, text=True, cwd=tmp_path)
+        assert (a.returncode, a.stdout, a.stderr) == (b.returncode, b.stdout, b.stderr), args
+    assert subprocess.run([fast_mgr, "prepare", "nope"], capture_output=True).returncode == 2
