@@ -39,9 +39,30 @@ def log(msg: str) -> None:
 
 
 # --config FILE: a TOML profile (configs/*.toml) whose tables set a command's defaults.
-# A command reads the tables named here (by the command's name; [model] is the T5 size
-# that train and align share); options given on the command line override the file.
+# A command reads the table named after it (a sub-command its nested table: `mgr sasrec
+# train` reads [sasrec.train]); train and align also read [model], the T5 size they
+# share. Options given on the command line override the file.
 PROFILE_TABLES = {"train": ("model", "train"), "align": ("model", "align")}
+
+
+def command_name(ctx: typer.Context) -> str:
+    """`train`, `sasrec.train`: the command's path below `mgr`, dotted."""
+    names = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return ".".join(reversed(names))
+
+
+def profile_tables(profile: dict, name: str) -> list[tuple[str, object]]:
+    """The (table name, table) pairs of `profile` that command `name` reads (absent: {})."""
+    out = []
+    for table in PROFILE_TABLES.get(name, (name,)):
+        entries = profile
+        for part in table.split("."):
+            entries = entries.get(part, {}) if isinstance(entries, dict) else None
+        out.append((table, entries))
+    return out
 
 
 def _apply_profile(ctx: typer.Context, param: typer.CallbackParam, value: Optional[Path]):
@@ -55,17 +76,17 @@ def _apply_profile(ctx: typer.Context, param: typer.CallbackParam, value: Option
         raise typer.BadParameter(f"cannot read {value}: {e.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise typer.BadParameter(f"{value} is not valid TOML: {e}") from None
-    name = ctx.info_name or ""
+    name = command_name(ctx)
+    shown = name.replace(".", " ")
     options = {p.name: p for p in ctx.command.params if p.param_type_name == "option"}
     defaults = {}
-    for table in PROFILE_TABLES.get(name, (name,)):
-        entries = profile.get(table, {})
+    for table, entries in profile_tables(profile, name):
         if not isinstance(entries, dict):
             raise typer.BadParameter(f"{value}: [{table}] must be a table of options")
         for key, v in entries.items():
             opt = key.replace("-", "_")
             if opt not in options or opt in ("config", "out", "force", "resume"):
-                raise typer.BadParameter(f"{value} [{table}]: mgr {name} has no option --{key.replace('_', '-')}")
+                raise typer.BadParameter(f"{value} [{table}]: mgr {shown} has no option --{key.replace('_', '-')}")
             defaults[opt] = v
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value

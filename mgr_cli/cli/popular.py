@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from mgr_cli.cli.common import command_line, console, handle_errors
+from mgr_cli.cli.common import command_line, config_option, console, handle_errors
 
 SPLIT = typer.Option("test", help="test or valid.")
 TOP_K = typer.Option(20, help="Items kept per user.")
@@ -37,7 +37,7 @@ def _ranking_cmd(evaluator: str, name: str, doc: str):
     @handle_errors
     def command(ctx: typer.Context, dataset: Path = DATASET, out: Path = OUT, split: str = SPLIT,
                 top_k: int = TOP_K, sample: Optional[int] = SAMPLE, seed: int = SEED,
-                force: bool = FORCE) -> None:
+                config: Optional[Path] = config_option(), force: bool = FORCE) -> None:
         from mgr_cli.decoding import baselines
 
         evaluate = getattr(baselines, evaluator)

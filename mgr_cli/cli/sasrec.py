@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from mgr_cli.cli.common import command_line, console, handle_errors, log
+from mgr_cli.cli.common import command_line, config_option, console, handle_errors, log
 
 app = typer.Typer(help="SASRec (Kang and McAuley 2018): train and evaluate the ID-based baseline.",
                   no_args_is_help=True)
@@ -39,6 +39,7 @@ def sasrec_train(
     patience: int = typer.Option(5, help="Stop after N evaluations without improvement (0: never)."),
     seed: int = typer.Option(0, help="Random seed."),
     device: str = typer.Option("auto", help="auto, cpu, cuda."),
+    config: Optional[Path] = config_option(),
     force: bool = typer.Option(False, "--force", help="Overwrite a finished run."),
 ) -> None:
     """Train SASRec with a full softmax over all items; keep the best model on validation NDCG@10."""
@@ -64,6 +65,7 @@ def sasrec_evaluate(
     sample: Optional[int] = typer.Option(None, help="A seeded random sample of N users (as mgr evaluate --sample)."),
     seed: int = typer.Option(0, help="Seed of --sample."),
     device: str = typer.Option("auto", help="auto, cpu, cuda."),
+    config: Optional[Path] = config_option(),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
 ) -> None:
     """Rank ALL items for every user; the same metrics and files as mgr evaluate."""
