@@ -140,6 +140,8 @@ def fit(loop: Loop, out_dir: Path, config: dict, *, dist, device, resume: bool, 
     `out_dir` and checkpoints at every validation. Returns the final state."""
     ckpt = out_dir / "checkpoint"
     state = restore(loop, ckpt, config, dist, device, log) if resume else fresh_state()
+    if dist.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     net = loop.model
     if dist.active:
         net = torch.nn.parallel.DistributedDataParallel(
