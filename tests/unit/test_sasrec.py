@@ -217,8 +217,6 @@ def test_sasrec_bad_options_fail_before_any_work(tiny_dataset, tmp_path, flags, 
 def test_sasrec_write_out_is_atomic(tiny_dataset, tmp_path, monkeypatch):
     """A failure while the best model or run.jsonl is written leaves the previous file
     whole (or none), never part of one; no temporary file is left behind."""
-    import os
-
     import safetensors.torch
 
     run = tmp_path / "run"
