@@ -1,6 +1,7 @@
 """mgr sasrec: the SASRec baseline (ID-based), same split, metrics and output files.
 
     mgr sasrec train beauty.dataset.jsonl -o runs/sasrec
+    mgr sasrec train beauty.dataset.jsonl -o runs/sasrec --resume      # after Ctrl-C or a crash
     mgr sasrec evaluate runs/sasrec beauty.dataset.jsonl -o eval/sasrec
     mgr sasrec embed runs/sasrec beauty.dataset.jsonl -o sasrec.emb.safetensors   # for LETTER
     torchrun --standalone --nproc_per_node=4 -m mgr_cli sasrec train beauty.dataset.jsonl -o runs/sasrec
@@ -40,7 +41,8 @@ def sasrec_train(
     seed: int = typer.Option(0, help="Random seed."),
     device: str = typer.Option("auto", help="auto, cpu, cuda."),
     config: Optional[Path] = config_option(),
-    force: bool = typer.Option(False, "--force", help="Overwrite a finished run."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint (same options)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite a finished run in OUT."),
 ) -> None:
     """Train SASRec with a full softmax over all items; keep the best model on validation NDCG@10."""
     from mgr_cli.models.sasrec import SASRecConfig
@@ -50,7 +52,7 @@ def sasrec_train(
                             eval_users=eval_users, patience=patience, seed=seed, device=device,
                             model=SASRecConfig(hidden=hidden, layers=layers, heads=heads,
                                                dropout=dropout, max_len=max_len))
-    train_sasrec(dataset, out, cfg, command=command_line(ctx), force=force, log=log)
+    train_sasrec(dataset, out, cfg, resume=resume, command=command_line(ctx), force=force, log=log)
 
 
 @app.command("evaluate")

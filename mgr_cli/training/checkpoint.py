@@ -3,7 +3,8 @@
     checkpoint/model.safetensors   the model's weights (tied embeddings once)
     checkpoint/state.safetensors   every tensor of the optimiser state and the RNG states
     checkpoint/state.json          the rest: optimiser hyper-parameters, scheduler, step,
-                                   data position, best so far, the training config
+                                   data position, best so far, the training config and
+                                   which trainer wrote it (t5 or sasrec)
 
 No pickle anywhere: a checkpoint someone sends you is read as numbers and JSON, never
 executed. A checkpoint in the older pickle format (`state.pt`) is refused, not loaded.
@@ -12,9 +13,12 @@ executed. A checkpoint in the older pickle format (`state.pt`) is refused, not l
 from __future__ import annotations
 
 import json
+import os
 import random
+import secrets
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -71,24 +75,52 @@ def _split(rngs: list[dict], opt_state: dict) -> tuple[dict[str, torch.Tensor], 
     return tensors, {"rng": rng_json, "optimizer": opt_json}
 
 
-def save(ckpt: Path, model, opt, sched, state: dict, rngs: list[dict], config: dict) -> None:
-    """Write `ckpt` whole or not at all (a temporary folder renamed into place)."""
+def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """`write(tmp)` a file or a folder beside `path`, then rename it to `path`. A failure
+    (or a crash) before the rename leaves the previous `path` as it was; a folder, which
+    cannot be renamed over another, has the old one moved aside first and back on failure."""
+    tag = f"{os.getpid()}-{secrets.token_hex(4)}"
+    tmp, old = path.parent / f".{path.name}.tmp-{tag}", path.parent / f".{path.name}.old-{tag}"
+    try:
+        write(tmp)
+        if path.is_dir():
+            path.replace(old)
+            try:
+                tmp.replace(path)
+            except BaseException:
+                old.replace(path)
+                raise
+        else:
+            tmp.replace(path)
+    finally:
+        for leftover in (tmp, old):
+            if leftover.is_dir():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink(missing_ok=True)
+
+
+def save(ckpt: Path, model, opt, sched, state: dict, rngs: list[dict], config: dict, *,
+         trainer: str = "t5") -> None:
+    """Write `ckpt` whole or not at all (a temporary folder renamed into place). `sched`
+    may be None (a trainer without a learning-rate schedule)."""
     from safetensors.torch import save_file
 
-    tmp = ckpt.parent / f".{ckpt.name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()
-               if k not in TIED or not model.config.tie_word_embeddings}, tmp / "model.safetensors")
-    tensors, rest = _split(rngs, opt.state_dict())
-    save_file(tensors, tmp / "state.safetensors")
-    doc = {"format": "mgr-checkpoint", "version": 1, "state": state, "scheduler": sched.state_dict(),
-           "config": config, **rest}
-    (tmp / "state.json").write_text(json.dumps(doc))
-    if ckpt.exists():
-        shutil.rmtree(ckpt)
-    tmp.replace(ckpt)
+    tied = getattr(getattr(model, "config", None), "tie_word_embeddings", False)
+
+    def write(tmp: Path) -> None:
+        tmp.mkdir(parents=True)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()
+                   if k not in TIED or not tied}, tmp / "model.safetensors")
+        tensors, rest = _split(rngs, opt.state_dict())
+        save_file(tensors, tmp / "state.safetensors")
+        doc = {"format": "mgr-checkpoint", "version": 1, "trainer": trainer, "state": state,
+               "scheduler": sched.state_dict() if sched is not None else None,
+               "config": config, **rest}
+        (tmp / "state.json").write_text(json.dumps(doc))
+
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    replace_atomically(ckpt, write)
 
 
 def exists(ckpt: Path) -> bool:
@@ -131,4 +163,19 @@ def load(ckpt: Path, device: torch.device) -> dict:
     except (KeyError, TypeError, ValueError) as e:
         raise MgrError(f"{ckpt}: damaged checkpoint (missing {e}); start a new run (--force)") from None
     return {"model": weights, "optimizer": opt, "scheduler": doc["scheduler"], "state": doc["state"],
-            "rngs": rngs, "config": doc.get("config", {})}
+            "rngs": rngs, "config": doc.get("config", {}), "trainer": doc.get("trainer", "t5")}
+
+
+def changed_options(saved: dict, now: dict) -> str:
+    """The training options a resume would change, as `--name old -> new` (the device may
+    differ: a run started on one GPU may go on on another)."""
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{k}.") if isinstance(v, dict) else {prefix + k: v})
+        return out
+
+    a, b = flat(saved), flat(now)
+    diff = [f"--{k.split('.')[-1].replace('_', '-')} {a.get(k)} -> {b.get(k)}"
+            for k in sorted(set(a) | set(b)) if k != "device" and a.get(k) != b.get(k)]
+    return ", ".join(diff)

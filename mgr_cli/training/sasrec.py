@@ -4,13 +4,15 @@ same split, history length, metrics and output files as the generative recommend
 Training: one example per user (its training items, inputs shifted by one), full
 softmax over all items, AdamW, validation on the validation split every few epochs with
 early stopping on a ranking metric, DDP under torchrun (each rank takes a strided share
-of the users per epoch). The run folder holds `run.jsonl` (kind "run", task "sasrec")
-and `model.safetensors` (the best model).
+of the users per epoch). The run folder holds `run.jsonl` (kind "run", task "sasrec"),
+`model.safetensors` (the best model) and `checkpoint/` (the latest state: --resume).
+The run folder, seeding, DDP, the validation schedule with early stopping, the exact
+resume and the atomic write-out are the trainer skeleton's (`training/loop.py`), the
+same as the T5 trainer's; `SASRecLoop` is the SASRec part.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +28,10 @@ from mgr_cli.decoding.evaluate import PartWriter, finish, select_rows
 from mgr_cli.decoding.metrics import Mean, user_metrics, validation_rows
 from mgr_cli.errors import MgrError
 from mgr_cli.models.sasrec import SASRec, SASRecConfig
+from mgr_cli.training import loop
+
+
+METRICS = ("mrr", "ndcg@5", "ndcg@10", "ndcg@20", "hits@1", "hits@5", "hits@10", "hits@20")
 
 
 @dataclass
@@ -50,6 +56,9 @@ class SASRecTrainConfig:
                   (self.eval_every >= 1, "--eval-every must be at least 1"),
                   (self.eval_users >= 1, "--eval-users must be at least 1"),
                   (self.patience >= 0, "--patience must be 0 (never stop early) or more"),
+                  (math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+                   "--weight-decay must be 0 or more"),
+                  (self.metric in METRICS, f"--metric must be one of {', '.join(METRICS)}"),
                   (m.hidden >= 1, "--hidden must be at least 1"),
                   (m.layers >= 1, "--layers must be at least 1"),
                   (m.heads >= 1 and m.hidden % m.heads == 0,
@@ -97,72 +106,93 @@ def _validate(model, ds, cfg, device) -> dict:
     return mean.result()
 
 
+class SASRecLoop:
+    """SASRec as the skeleton's loop: one step is one batch of this rank's strided share
+    of the users, in an order that is a function of (seed, epoch)."""
+
+    trainer, model_name, higher_is_better = "sasrec", "model.safetensors", True
+    new_run_hint = "start a new run in another folder, or --force to start this one over"
+
+    def __init__(self, cfg: SASRecTrainConfig, ds: Dataset, model: SASRec, dist, device):
+        self.cfg, self.ds, self.model, self.device, self.dist = cfg, ds, model, device, dist
+        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched, self.metric = None, cfg.metric
+        train = [ds.held_out(u, "valid")[0] for u in range(len(ds.sequences))]  # the training part
+        self.inputs = _left_pad([t[:-1] for t in train], cfg.model.max_len)
+        self.targets = _left_pad([t[1:] for t in train], cfg.model.max_len)
+        self.n_users = len(train)
+        self.per_rank = self.n_users // dist.world
+        self.n_batches = math.ceil(self.per_rank / cfg.batch_size)
+        self._order: tuple[int, np.ndarray | None] = (-1, None)
+
+    def _mine(self, epoch: int) -> np.ndarray:
+        if self._order[0] != epoch:
+            order = np.random.default_rng([self.cfg.seed, epoch + 1]).permutation(self.n_users)
+            self._order = (epoch, order[self.dist.rank::self.dist.world][:self.per_rank])
+        return self._order[1]
+
+    def train_step(self, net, state: dict) -> tuple[float, int]:
+        if state["batch"] >= self.n_batches:
+            state["epoch"] += 1
+            state["batch"] = 0
+        s = state["batch"] * self.cfg.batch_size
+        idx = torch.from_numpy(self._mine(state["epoch"])[s:s + self.cfg.batch_size])
+        loss = net(self.inputs[idx].to(self.device), self.targets[idx].to(self.device))  # forward = loss
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        state["batch"] += 1
+        return float(loss.detach()), len(idx)
+
+    def epochs_done(self, state: dict) -> int:
+        return state["epoch"] + (state["batch"] >= self.n_batches)
+
+    def finished(self, state: dict) -> bool:
+        return self.epochs_done(state) >= self.cfg.epochs
+
+    def eval_due(self, state: dict) -> bool:
+        return state["batch"] >= self.n_batches and self.epochs_done(state) % self.cfg.eval_every == 0
+
+    def validate(self) -> dict:
+        return _validate(self.model, self.ds, self.cfg, self.device)
+
+    def position(self, state: dict) -> dict:
+        return {"epoch": self.epochs_done(state)}
+
+    def write_model(self, path: Path) -> None:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, path)
+
+
 def train_sasrec(dataset: Path | str, out_dir: Path | str, cfg: SASRecTrainConfig, *,
-                 command: str = "python API", force: bool = False,
-                 log: Callable[[str], None] = lambda s: None) -> dict | None:
+                 resume: bool = False, command: str = "python API", force: bool = False,
+                 log: Callable[[str], None] = lambda s: None,
+                 progress: Callable[[int], None] = lambda n: None) -> dict | None:
+    """Train SASRec on `dataset`; rank 0 writes `out_dir` and returns the run header.
+    `resume` continues from `out_dir/checkpoint` exactly (same options required)."""
     if cfg.problems():
         raise MgrError("; ".join(cfg.problems()))
     out_dir = Path(out_dir)
-    if (out_dir / "run.jsonl").exists() and not force:
-        raise MgrError(f"{out_dir} already holds a finished run; pass --force to overwrite it")
-    check_output(out_dir / "run.jsonl", force=True)  # refuses a run folder under a file
+    loop.check_run_folder(out_dir, force=force, resume=resume)
     ds, dh = load_dataset(dataset)
-    dist = distributed.from_env()
-    device = distributed.pick_device(cfg.device, dist)
-    dist = distributed.init(device)
-    distributed.check_shardable(len(ds.sequences), dist, "users")
-    torch.manual_seed(cfg.seed)
-    model = SASRec(len(ds.items), cfg.model).to(device).train()
-    net = torch.nn.parallel.DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == "cuda" else None) if dist.active else model
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    train = [ds.held_out(u, "valid")[0] for u in range(len(ds.sequences))]  # the training part
-    inputs = _left_pad([t[:-1] for t in train], cfg.model.max_len)
-    targets = _left_pad([t[1:] for t in train], cfg.model.max_len)
-    best, best_epoch, stale, logbook = None, None, 0, []
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for epoch in range(1, cfg.epochs + 1):
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train))
-        mine = order[dist.rank::dist.world][: len(order) // dist.world]
-        total = 0.0
-        for s in range(0, len(mine), cfg.batch_size):
-            idx = torch.from_numpy(mine[s:s + cfg.batch_size])
-            loss = net(inputs[idx].to(device), targets[idx].to(device))  # forward = loss (DDP syncs)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        if epoch % cfg.eval_every and epoch != cfg.epochs:
-            continue
-        stop = False
-        if dist.main:
-            result = _validate(model, ds, cfg, device)
-            entry = {"epoch": epoch, "train_loss": round(total / max(len(mine), 1), 5),
-                     **{k: round(v, 6) for k, v in result.items()}}
-            logbook.append(entry)
-            log(json.dumps(entry))
-            if best is None or result[cfg.metric] > best:
-                best, best_epoch, stale = result[cfg.metric], epoch, 0
-                from safetensors.torch import save_file
-
-                save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-                          out_dir / "model.safetensors")
-            else:
-                stale += 1
-            stop = bool(cfg.patience) and stale >= cfg.patience
-        if distributed.rank0_flag(stop, dist, device):
-            break
     header = None
-    if dist.main:
-        meta = {"task": "sasrec", "item_ids_hash": dh["meta"]["item_ids_hash"], "n_items": len(ds.items),
-                "metric": cfg.metric, "best": best, "best_epoch": best_epoch,
-                "model_config": cfg.model.to_dict()}
-        header = write_jsonl(out_dir / "run.jsonl", "run", logbook,
-                             provenance=Provenance(command, asdict(cfg)),
-                             inputs=[Input("dataset", Path(dataset), dh)], meta=meta, force=True)
-        log(f"best {cfg.metric} {best} at epoch {best_epoch}; model in {out_dir / 'model.safetensors'}")
-    distributed.barrier(dist)
-    distributed.finish(dist)
+    with loop.session(cfg.device, cfg.seed, len(ds.sequences), "users") as (dist, device):
+        model = SASRec(len(ds.items), cfg.model).to(device).train()
+        sas = SASRecLoop(cfg, ds, model, dist, device)
+        state = loop.fit(sas, out_dir, asdict(cfg), dist=dist, device=device, resume=resume,
+                         patience=cfg.patience, log=log, progress=progress)
+        if dist.main:
+            best_epoch = next((e["epoch"] for e in state["log"] if e["step"] == state["best_step"]), None)
+            meta = {"task": "sasrec", "item_ids_hash": dh["meta"]["item_ids_hash"], "n_items": len(ds.items),
+                    "metric": cfg.metric, "best": state["best"], "best_epoch": best_epoch,
+                    "epochs": sas.epochs_done(state), "steps": state["step"],
+                    "stopped": state.get("stopped"), "model_config": cfg.model.to_dict()}
+            header = write_jsonl(out_dir / "run.jsonl", "run", state["log"],
+                                 provenance=Provenance(command, asdict(cfg)),
+                                 inputs=[Input("dataset", Path(dataset), dh)], meta=meta, force=True)
+            log(f"best {cfg.metric} {state['best']} at epoch {best_epoch}; "
+                f"model in {out_dir / 'model.safetensors'}")
     return header
 
 

@@ -10,14 +10,16 @@ AdamW, linear warm-up then linear decay, gradient clipping, bf16 autocast on CUD
     run.jsonl      the run artifact: header (config, vocabulary, inputs), one record per evaluation
     model/         the best model, loadable with T5ForConditionalGeneration.from_pretrained
     checkpoint/    the latest state (model, optimiser, scheduler, RNG, data position): --resume
+
+This module is the T5 loop (`T5Loop`: one step, validation, the model's write-out); the
+run folder, seeding, DDP, the validation schedule with early stopping, resume and the
+atomic write-out are the skeleton's (`training/loop.py`), shared with SASRec.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,7 +27,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mgr_cli import distributed
 from mgr_cli.artifacts import Input, Provenance, read_header, sha256_file, write_jsonl
 from mgr_cli.decoding.metrics import Mean, user_metrics, validation_rows
 from mgr_cli.decoding.rank import rank_examples
@@ -33,7 +34,7 @@ from mgr_cli.errors import MgrError
 from mgr_cli.models.dropout import use_fast_dropout
 from mgr_cli.models.t5 import ModelConfig, build_model, load_pretrained_t5
 from mgr_cli.tokens.stage import Tokenized
-from mgr_cli.training import checkpoint
+from mgr_cli.training import loop
 from mgr_cli.training.data import Batches
 
 RUN_KIND = "run"
@@ -166,6 +167,61 @@ def _validate(model, tok: Tokenized, cfg: TrainConfig, device, src, tgt) -> dict
     return mean.result()
 
 
+class T5Loop:
+    """`mgr train` / `mgr align` as the skeleton's loop: one step is one batch of
+    `Batches` (by epoch and position in it), with warm-up and decay, clipping, autocast."""
+
+    trainer, model_name = "t5", "model"
+    new_run_hint = "start a new run, optionally --init from this one"
+
+    def __init__(self, cfg: TrainConfig, tok: Tokenized, model, src, tgt, dist, device):
+        self.cfg, self.tok, self.model, self.src, self.tgt, self.device = cfg, tok, model, src, tgt, device
+        self.world = dist.world
+        self.opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, foreach=True)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _schedule(cfg))
+        self.metric = cfg.metric if cfg.task == "rec" else "loss"
+        self.higher_is_better = cfg.task == "rec"
+        self.batches = Batches(src, tgt, cfg.batch_size, cfg.seed, dist.rank, dist.world)
+        self.autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
+                         if _use_bf16(cfg.precision, device) else contextlib.nullcontext())
+        self._epoch: tuple[int, list] = (-1, [])
+
+    def _epoch_batches(self, state: dict) -> list:
+        if self._epoch[0] != state["epoch"]:
+            self._epoch = (state["epoch"], self.batches.epoch(state["epoch"]))
+        return self._epoch[1]
+
+    def train_step(self, net, state: dict) -> tuple[float, int]:
+        while state["batch"] >= len(self._epoch_batches(state)):
+            state["epoch"] += 1
+            state["batch"] = 0
+        b = self.batches.collate(self._epoch_batches(state)[state["batch"]], self.device)
+        with self.autocast:
+            loss = net(**b).loss
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
+        self.opt.step()
+        self.sched.step()
+        state["batch"] += 1
+        return float(loss.detach()), len(b["input_ids"])
+
+    def finished(self, state: dict) -> bool:
+        return state["step"] >= self.cfg.steps
+
+    def eval_due(self, state: dict) -> bool:
+        return state["step"] % self.cfg.eval_every == 0
+
+    def validate(self) -> dict:
+        return _validate(self.model, self.tok, self.cfg, self.device, self.src, self.tgt)
+
+    def position(self, state: dict) -> dict:
+        return {"epoch": round(state["step"] * self.cfg.batch_size * self.world / len(self.src), 2)}
+
+    def write_model(self, path: Path) -> None:
+        self.model.save_pretrained(path)
+
+
 def train(tokenized: Path | str, out_dir: Path | str, cfg: TrainConfig, *, resume: bool = False,
           command: str = "python API", force: bool = False,
           log: Callable[[str], None] = lambda s: None,
@@ -175,197 +231,26 @@ def train(tokenized: Path | str, out_dir: Path | str, cfg: TrainConfig, *, resum
     if cfg.problems():
         raise MgrError("; ".join(cfg.problems()))
     out_dir = Path(out_dir)
-    run_file = out_dir / "run.jsonl"
-    if run_file.exists() and not (force or resume):
-        raise MgrError(f"{out_dir} already holds a finished run; pass --force to overwrite it "
-                       "or --resume to continue it")
-    ckpt = out_dir / "checkpoint"
-    if resume and not checkpoint.exists(ckpt):
-        raise MgrError(f"{ckpt}: no checkpoint to resume from")
-    if not (resume or force) and (checkpoint.exists(ckpt) or (out_dir / "model").exists()):
-        raise MgrError(f"{out_dir} holds an unfinished run; pass --resume to continue it or "
-                       "--force to start over")
+    loop.check_run_folder(out_dir, force=force, resume=resume)
     from mgr_cli.models.t5 import quiet_transformers
 
     quiet_transformers()
     tok = Tokenized.load(tokenized)
     src, tgt = tok.align_examples() if cfg.task == "align" else tok.rec_examples("train")
-    dist = distributed.from_env()
-    device = distributed.pick_device(cfg.device, dist)
-    dist = distributed.init(device)
-    distributed.check_shardable(len(src), dist, "training examples")
-    torch.manual_seed(cfg.seed)
-    model, extra = _init_model(cfg, tok, log)
-    if device.type == "cpu":
-        use_fast_dropout(model)
-    model.to(device).train()
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, foreach=True)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
-    state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "best_step": None, "stale": 0, "log": []}
-    if resume:
-        saved = checkpoint.load(ckpt, device)
-        changed = _changed_options(saved["config"], asdict(cfg))
-        if changed:
-            raise MgrError(f"{ckpt}: --resume continues the run as it was configured; changed: "
-                           f"{changed} (start a new run, optionally --init from this one)")
-        try:
-            model.load_state_dict(saved["model"], strict=False)
-            opt.load_state_dict(saved["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise MgrError(f"{ckpt}: does not fit this model ({str(e).splitlines()[0][:100]}); "
-                           "resume with the options the run was started with") from None
-        sched.load_state_dict(saved["scheduler"])
-        state = saved["state"]
-        rngs = saved["rngs"]  # one per rank; an interrupted run saved rank 0's only
-        checkpoint.set_rng_state(rngs[dist.rank] if len(rngs) == dist.world else rngs[0])
-        log(f"resuming at step {state['step']}")
-    net = model
-    if dist.active:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    batches = Batches(src, tgt, cfg.batch_size, cfg.seed, dist.rank, dist.world)
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
-                if _use_bf16(cfg.precision, device) else contextlib.nullcontext())
-    for key in ("seconds", "loss_sum", "loss_n"):
-        state.setdefault(key, 0)
-    clock, seen = time.perf_counter(), 0
-    progress(state["step"])
-    with _interrupt_at_step_boundary(dist, device) as interrupted:
-        while state["step"] < cfg.steps:
-            epoch_batches = batches.epoch(state["epoch"])
-            while state["batch"] < len(epoch_batches) and state["step"] < cfg.steps:
-                if interrupted():
-                    state["seconds"] += time.perf_counter() - clock
-                    if dist.main:
-                        checkpoint.save(ckpt, model, opt, sched, state, [checkpoint.rng_state()],
-                                        asdict(cfg))
-                    distributed.finish(dist)
-                    raise MgrError(f"interrupted at step {state['step']}; a resumable checkpoint is "
-                                   f"in {ckpt}: continue with --resume")
-                b = batches.collate(epoch_batches[state["batch"]], device)
-                with autocast:
-                    loss = net(**b).loss
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-                opt.step()
-                sched.step()
-                state["batch"] += 1
-                state["step"] += 1
-                seen += len(b["input_ids"])
-                state["loss_sum"] += float(loss.detach())
-                state["loss_n"] += 1
-                progress(1)
-                out_of_time = _out_of_time(cfg, state, clock, dist, device)
-                if out_of_time or state["step"] % cfg.eval_every == 0 or state["step"] == cfg.steps:
-                    now = time.perf_counter()
-                    state["seconds"] += now - clock
-                    mean_loss = state["loss_sum"] / state["loss_n"]
-                    state["loss_sum"], state["loss_n"] = 0, 0
-                    stop = _evaluate_and_save(model, opt, sched, tok, cfg, state, dist, device, out_dir,
-                                              mean_loss, seen * dist.world / (now - clock),
-                                              log, (src, tgt))
-                    if out_of_time:
-                        state["stopped"] = f"--max-minutes {cfg.max_minutes:g}"
-                        log(f"stopping at step {state['step']}: --max-minutes {cfg.max_minutes:g} reached")
-                    elif stop:
-                        state["stopped"] = f"--patience {cfg.patience}"
-                    if stop or out_of_time:
-                        state["steps_done"] = state["step"]
-                        state["step"] = cfg.steps  # early stop
-                    clock, seen = time.perf_counter(), 0
-            if state["batch"] >= len(epoch_batches):
-                state["epoch"] += 1
-                state["batch"] = 0
     header = None
-    if dist.main:
-        header = _write_run(out_dir, tok, cfg, state, command, extra)
-        log(f"best {cfg.metric if cfg.task == 'rec' else 'loss'} {state['best']} at step "
-            f"{state['best_step']}; model in {out_dir / 'model'}")
-    distributed.barrier(dist)
-    distributed.finish(dist)
+    with loop.session(cfg.device, cfg.seed, len(src), "training examples") as (dist, device):
+        model, extra = _init_model(cfg, tok, log)
+        if device.type == "cpu":
+            use_fast_dropout(model)
+        model.to(device).train()
+        t5 = T5Loop(cfg, tok, model, src, tgt, dist, device)
+        state = loop.fit(t5, out_dir, asdict(cfg), dist=dist, device=device, resume=resume,
+                         patience=cfg.patience, max_minutes=cfg.max_minutes, log=log, progress=progress)
+        if dist.main:
+            header = _write_run(out_dir, tok, cfg, state, command, extra)
+            log(f"best {t5.metric} {state['best']} at step {state['best_step']}; "
+                f"model in {out_dir / 'model'}")
     return header
-
-
-def _evaluate_and_save(model, opt, sched, tok, cfg, state, dist, device, out_dir, loss,
-                       rate, log, examples) -> bool:
-    """Validate (rank 0), keep the best model, checkpoint; True to stop early."""
-    stop = False
-    rngs = distributed.gather(checkpoint.rng_state(), dist)  # every rank's, for an exact resume
-    if dist.main:
-        started = time.perf_counter()
-        result = _validate(model, tok, cfg, device, *examples)
-        eval_seconds = time.perf_counter() - started
-        key = cfg.metric if cfg.task == "rec" else "loss"
-        value = result[key]
-        better = state["best"] is None or (value > state["best"] if cfg.task == "rec" else value < state["best"])
-        if better:
-            state["best"], state["best_step"], state["stale"] = value, state["step"], 0
-            model.save_pretrained(out_dir / "model")
-        else:
-            state["stale"] += 1
-        entry = {"step": state["step"], "epoch": round(state["step"] * cfg.batch_size * dist.world
-                                                        / len(examples[0]), 2),
-                 "minutes": round(state["seconds"] / 60, 2), "train_loss": round(loss, 5),
-                 "samples_per_s": round(rate, 1), "eval_seconds": round(eval_seconds, 1),
-                 **{k: round(v, 6) for k, v in result.items()}}
-        state["log"].append(entry)
-        log(json.dumps(entry))
-        state["seconds"] += time.perf_counter() - started  # validation is part of the wall time
-        checkpoint.save(out_dir / "checkpoint", model, opt, sched, state, rngs, asdict(cfg))
-        stop = bool(cfg.patience) and state["stale"] >= cfg.patience
-    return distributed.rank0_flag(stop, dist, device)
-
-
-def _out_of_time(cfg: TrainConfig, state: dict, clock: float, dist, device) -> bool:
-    """--max-minutes: the wall time so far (validations included) has reached the budget.
-    Rank 0's clock decides for every rank."""
-    if not cfg.max_minutes:
-        return False
-    over = state["seconds"] + time.perf_counter() - clock >= cfg.max_minutes * 60
-    return distributed.rank0_flag(over, dist, device)
-
-
-@contextlib.contextmanager
-def _interrupt_at_step_boundary(dist, device):
-    """Ctrl-C (SIGINT) or SIGTERM sets a flag that the loop reads between steps, so the
-    checkpoint it then writes is exactly the state after a whole step: `--resume` goes on
-    as if nothing happened. A second Ctrl-C stops at once. Under torchrun the ranks agree
-    on the flag every step, so they all stop after the same step."""
-    import signal
-    import threading
-
-    hit = {"flag": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-
-    def handler(signum, frame):
-        if hit["flag"]:
-            raise KeyboardInterrupt
-        hit["flag"] = True
-
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    try:
-        yield lambda: distributed.any_flag(hit["flag"], dist, device)
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
-
-
-def _changed_options(saved: dict, now: dict) -> str:
-    """The training options a resume would change (the device may differ)."""
-    def flat(d: dict, prefix: str = "") -> dict:
-        out = {}
-        for k, v in d.items():
-            out.update(flat(v, f"{k}.") if isinstance(v, dict) else {prefix + k: v})
-        return out
-
-    a, b = flat(saved), flat(now)
-    diff = [f"--{k.split('.')[-1].replace('_', '-')} {a.get(k)} -> {b.get(k)}"
-            for k in sorted(set(a) | set(b)) if k != "device" and a.get(k) != b.get(k)]
-    return ", ".join(diff)
 
 
 def _write_run(out_dir: Path, tok: Tokenized, cfg: TrainConfig, state: dict, command: str,
@@ -374,7 +259,7 @@ def _write_run(out_dir: Path, tok: Tokenized, cfg: TrainConfig, state: dict, com
             "vocab_fingerprint": tok.header["meta"]["vocab_fingerprint"],
             "vocab_size": tok.header["meta"]["vocab_size"],
             "item_ids_hash": tok.header["meta"]["item_ids_hash"],
-            "best": state["best"], "best_step": state["best_step"], "steps": state.get("steps_done", state["step"]),
+            "best": state["best"], "best_step": state["best_step"], "steps": state["step"],
             "stopped": state.get("stopped"), "train_minutes": round(state["seconds"] / 60, 2),
             "metric": cfg.metric if cfg.task == "rec" else "loss",
             "model_sha256": sha256_file(out_dir / "model" / "model.safetensors")}

@@ -94,3 +94,160 @@ def test_sasrec_embed_feeds_letter(tiny_dataset, tmp_path):
                             "letter", *flags])
     assert r.exit_code == 1 and "--method letter needs --collab" in r.stderr
     assert not (tmp_path / "m.safetensors").exists()
+
+
+# ---- the trainer skeleton under SASRec: resume, option checks, atomic write-out
+
+def sas_cfg(**kw):
+    from mgr_cli.training.sasrec import SASRecTrainConfig
+
+    base = dict(epochs=6, eval_every=3, batch_size=4, device="cpu",
+                model=SASRecConfig(hidden=16, heads=2, layers=1))
+    return SASRecTrainConfig(**{**base, **kw})
+
+
+def _same_runs(a, b):
+    for name in ("model.safetensors", "checkpoint/model.safetensors", "checkpoint/state.safetensors"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    _, la = read_jsonl(a / "run.jsonl", "run")
+    _, lb = read_jsonl(b / "run.jsonl", "run")
+    assert [(r["step"], r["epoch"], r["train_loss"], r["ndcg@10"], r["mrr"]) for r in la] == \
+           [(r["step"], r["epoch"], r["train_loss"], r["ndcg@10"], r["mrr"]) for r in lb]
+
+
+@pytest.mark.parametrize("at", [3, 6, 7])
+def test_sasrec_sigint_then_resume_equals_uninterrupted(tiny_dataset, tmp_path, monkeypatch, at):
+    """6 users in batches of 4: 2 steps an epoch, validation after steps 6 and 12. Ctrl-C
+    during step `at` stops after it; --resume ends byte-identical to one uninterrupted run."""
+    import os
+    import signal
+
+    from mgr_cli.errors import MgrError
+    from mgr_cli.training.sasrec import SASRecLoop, train_sasrec
+
+    train_sasrec(tiny_dataset, tmp_path / "a", sas_cfg())
+    real, calls = SASRecLoop.train_step, {"n": 0}
+
+    def interrupting(self, net, state):
+        calls["n"] += 1
+        if calls["n"] == at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, net, state)
+
+    monkeypatch.setattr(SASRecLoop, "train_step", interrupting)
+    with pytest.raises(MgrError, match=rf"^interrupted at step {at}; a resumable checkpoint is in "):
+        train_sasrec(tiny_dataset, tmp_path / "b", sas_cfg())
+    assert not (tmp_path / "b" / "run.jsonl").exists()
+    monkeypatch.setattr(SASRecLoop, "train_step", real)
+    h = train_sasrec(tiny_dataset, tmp_path / "b", sas_cfg(), resume=True)
+    assert h["meta"]["steps"] == 12 and h["meta"]["epochs"] == 6
+    _same_runs(tmp_path / "a", tmp_path / "b")
+
+
+def test_sasrec_crash_then_resume_from_the_half_way_checkpoint(tiny_dataset, tmp_path, monkeypatch):
+    """A crash in epoch 4 loses nothing that the epoch-3 checkpoint holds: 3 epochs, then
+    `mgr sasrec train --resume` for the other 3, equal 6 epochs in one go."""
+    from mgr_cli.training.sasrec import SASRecLoop
+
+    flags = [*FLAGS, "--dropout", "0.3"]
+    assert runner.invoke(app, ["sasrec", "train", str(tiny_dataset), "-o", str(tmp_path / "a"),
+                               *flags]).exit_code == 0
+    real = SASRecLoop.train_step
+
+    def crashing(self, net, state):
+        if state["step"] == 7:
+            raise RuntimeError("the machine went away")
+        return real(self, net, state)
+
+    monkeypatch.setattr(SASRecLoop, "train_step", crashing)
+    r = runner.invoke(app, ["sasrec", "train", str(tiny_dataset), "-o", str(tmp_path / "b"), *flags])
+    assert isinstance(r.exception, RuntimeError) and not (tmp_path / "b" / "run.jsonl").exists()
+    monkeypatch.setattr(SASRecLoop, "train_step", real)
+    r = runner.invoke(app, ["sasrec", "train", str(tiny_dataset), "-o", str(tmp_path / "b"), *flags])
+    assert r.exit_code == 1 and "holds an unfinished run; pass --resume to continue it" in r.stderr
+    r = runner.invoke(app, ["sasrec", "train", str(tiny_dataset), "-o", str(tmp_path / "b"), *flags,
+                            "--resume"])
+    assert r.exit_code == 0, r.output
+    assert "resuming at step 6" in r.stderr
+    _same_runs(tmp_path / "a", tmp_path / "b")
+
+
+def test_sasrec_resume_refuses_changed_options(tiny_dataset, tmp_path):
+    run = str(tmp_path / "run")
+    assert runner.invoke(app, ["sasrec", "train", str(tiny_dataset), "-o", run, *FLAGS]).exit_code == 0
+    r = runner.invoke(app, ["sasrec", "train", str(tiny_dataset), "-o", run, *FLAGS])
+    assert r.exit_code == 1 and r.stderr == (f"Error: {run} already holds a finished run; pass --force "
+                                             "to overwrite it or --resume to continue it\n")
+    r = runner.invoke(app, ["sasrec", "train", str(tiny_dataset), "-o", run, *FLAGS, "--hidden", "32",
+                            "--lr", "0.01", "--resume"])
+    assert r.exit_code == 1 and r.stderr == (
+        f"Error: {run}/checkpoint: --resume continues the run as it was configured; changed: "
+        "--lr 0.001 -> 0.01, --hidden 16 -> 32 (start a new run in another folder, or --force "
+        "to start this one over)\n")
+    r = runner.invoke(app, ["sasrec", "train", str(tiny_dataset), "-o", run, *FLAGS, "--resume",
+                            "--device", "auto"])  # the device may change
+    assert r.exit_code == 0, r.output
+
+
+def test_a_sasrec_checkpoint_is_not_resumed_by_the_t5_trainer(tiny_dataset, tiny_tokenized, tmp_path):
+    from mgr_cli.errors import MgrError
+    from mgr_cli.training.sasrec import train_sasrec
+    from mgr_cli.training.trainer import TrainConfig, train
+
+    train_sasrec(tiny_dataset, tmp_path / "run", sas_cfg(epochs=3))
+    with pytest.raises(MgrError, match=r"checkpoint: a sasrec checkpoint, not a t5 one"):
+        train(tiny_tokenized, tmp_path / "run", TrainConfig(device="cpu"), resume=True)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--hidden", "0"], "--hidden must be at least 1"),
+    (["--dropout", "1"], "--dropout must be at least 0 and below 1"),
+    (["--dropout", "-0.1"], "--dropout must be at least 0 and below 1"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--epochs", "0", "--heads", "3"], "--epochs must be at least 1; --heads must be at least 1 "
+                                        "and divide --hidden"),
+])
+def test_sasrec_bad_options_fail_before_any_work(tiny_dataset, tmp_path, flags, message):
+    r = runner.invoke(app, ["sasrec", "train", str(tiny_dataset), "-o", str(tmp_path / "run"),
+                            *FLAGS, *flags])
+    assert r.exit_code == 1 and r.stderr == f"Error: {message}\n"
+    assert not (tmp_path / "run").exists()
+
+
+def test_sasrec_write_out_is_atomic(tiny_dataset, tmp_path, monkeypatch):
+    """A failure while the best model or run.jsonl is written leaves the previous file
+    whole (or none), never part of one; no temporary file is left behind."""
+    import safetensors.torch
+
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["sasrec", "train", str(tiny_dataset), "-o", str(run), *FLAGS]).exit_code == 0
+    before = {name: (run / name).read_bytes() for name in ("model.safetensors", "run.jsonl")}
+    real = safetensors.torch.save_file
+
+    def half_then_fail(tensors, path, *a, **kw):
+        real(tensors, path, *a, **kw)
+        if not str(path).endswith("state.safetensors") and "checkpoint" not in str(path):
+            data = open(path, "rb").read()
+            open(path, "wb").write(data[: len(data) // 2])  # the disk filled up half way
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", half_then_fail)
+    r = runner.invoke(app, ["sasrec", "train", str(tiny_dataset), "-o", str(run), *FLAGS, "--force",
+                            "--seed", "1"])
+    assert isinstance(r.exception, OSError)
+    assert {name: (run / name).read_bytes() for name in before} == before
+    monkeypatch.setattr(safetensors.torch, "save_file", real)
+    import mgr_cli.artifacts.core as core
+
+    def fsync_fails(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(core.os, "fsync", fsync_fails)
+    r = runner.invoke(app, ["sasrec", "train", str(tiny_dataset), "-o", str(run), *FLAGS, "--force",
+                            "--seed", "1"])
+    assert isinstance(r.exception, OSError)
+    assert (run / "run.jsonl").read_bytes() == before["run.jsonl"]
+    assert (run / "model.safetensors").read_bytes() != before["model.safetensors"]  # the new best, whole
+    load_file(run / "model.safetensors")
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint", "model.safetensors", "run.jsonl"]
+    assert not [p for p in run.rglob(".*")]

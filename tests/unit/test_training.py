@@ -262,3 +262,23 @@ def test_mgr_train_matches_a_plain_reference_loop(tiny_tokenized, tmp_path):
     for k, v in model.state_dict().items():
         if k in ours:
             torch.testing.assert_close(ours[k], v, rtol=1e-5, atol=1e-6)
+
+
+def test_a_failed_model_write_keeps_the_previous_best_model(tiny_tokenized, tmp_path, monkeypatch):
+    """model/ is written under a temporary name and renamed: a failure half way through
+    (here: after the config, before the weights) leaves the previous model/ whole."""
+    from transformers import T5ForConditionalGeneration
+
+    train(tiny_tokenized, tmp_path / "r", cfg(steps=2, eval_every=2))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r" / "model").iterdir()}
+
+    def half_then_fail(self, path, **kw):
+        path.mkdir(parents=True, exist_ok=True)
+        self.config.save_pretrained(path)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(T5ForConditionalGeneration, "save_pretrained", half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        train(tiny_tokenized, tmp_path / "r", cfg(steps=2, eval_every=2, seed=3), force=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r" / "model").iterdir()} == before
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["checkpoint", "model", "run.jsonl"]
