@@ -51,7 +51,8 @@ class Registry(dict, Generic[T]):
     def pick(self, name: str) -> T:
         """The entry called `name`, or a one-line error listing the choices."""
         if name not in self:
-            raise MgrError(f"{self.option} must be one of {', '.join(self)}, got {name!r}")
+            raise MgrError(f"{self.option} must be one of {', '.join(self)}, got {name!r} (a "
+                           "plugin's? load its file with --plugin FILE.py or $MGR_PLUGINS)")
         return self[name]
 
     def describe(self) -> str:
