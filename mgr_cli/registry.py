@@ -36,6 +36,7 @@ class Registry(dict, Generic[T]):
     def __init__(self, family: str, option: str, entries: Iterable[T] = ()):
         super().__init__()
         self.family, self.option = family, option  # "quantize method", "--method"
+        self.origins: dict[str, Path] = {}  # name -> the plugin file that registered it
         for entry in entries:
             self.register(entry)
 
@@ -46,6 +47,8 @@ class Registry(dict, Generic[T]):
         if name in self:
             raise MgrError(f"{self.family} {name!r} is already registered; pick another name")
         self[name] = entry
+        if _LOADING:
+            self.origins[name] = _LOADING[-1]
         return entry
 
     def pick(self, name: str) -> T:
@@ -61,6 +64,7 @@ class Registry(dict, Generic[T]):
 
 
 _LOADED: dict[Path, str] = {}  # plugin file -> module name: each file runs once per process
+_LOADING: list[Path] = []  # the plugin file running now (what it registers comes from it)
 
 
 def plugin_files(given: Iterable[Path | str] = ()) -> list[Path]:
@@ -88,6 +92,7 @@ def load_plugin(path: Path | str) -> str:
         raise MgrError(f"plugin {path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    _LOADING.append(key)
     try:
         spec.loader.exec_module(module)
     except MgrError as e:  # e.g. a name registered twice
@@ -100,6 +105,8 @@ def load_plugin(path: Path | str) -> str:
         detail = str(e).splitlines()[0] if str(e) else ""
         raise MgrError(f"plugin {path} failed to load: {type(e).__name__}"
                        + (f": {detail}" if detail else "")) from None
+    finally:
+        _LOADING.pop()
     _LOADED[key] = name
     return name
 

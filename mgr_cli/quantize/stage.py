@@ -181,8 +181,12 @@ def quantize(embeddings: Path | str, out: Path | str, cfg: QuantizeConfig, *,
     codes, sizes, coll = _finish(codes, [cfg.codebook_size] * cfg.levels, cfg.dedup)
     meta = {"modality": eh["meta"]["modality"], "method": cfg.method, **coll, "training": info,
             "standin": eh["meta"].get("standin", False)}
+    plugin = METHODS.origins.get(method.name)  # a plugin's method: its file is a hashed source
+    if plugin is not None:
+        meta["method_plugin"] = str(plugin)
     return _write(out, codes, sizes, meta, ds, ds_path, inputs,
-                  Provenance(command, config, timing), force)
+                  Provenance(command, config, timing), force,
+                  sources=[source_entry(plugin)] if plugin is not None else [])
 
 
 def recorded_config(cfg: QuantizeConfig, method) -> dict:
