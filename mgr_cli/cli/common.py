@@ -150,3 +150,37 @@ def command_line(ctx: typer.Context, skip: frozenset[str] | set[str] = frozenset
     return shlex.join(parts)
 
 
+
+
+def _load_plugins(ctx: typer.Context, param: typer.CallbackParam, value):
+    """--plugin FILE.py (and $MGR_PLUGINS): run the files before any choice is checked."""
+    from mgr_cli.registry import load_plugins
+
+    try:
+        load_plugins(value or ())
+    except MgrError as e:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        fail(str(e))
+    return value
+
+
+def plugin_option():
+    """`--plugin FILE.py`, repeatable and eager: the file registers its own quantize
+    method, token layout, encoder family or data format (docs/extending.md)."""
+    return typer.Option(None, "--plugin", is_eager=True, callback=_load_plugins,
+                        help="A Python file that registers a method, layout, encoder or format "
+                             "(repeatable; also $MGR_PLUGINS, colon-separated).")
+
+
+def choice(registry):
+    """A callback checking a str option against a registry's keys after the plugins are
+    loaded: an unknown name exits 2 with typer's `Invalid value` line listing them."""
+
+    def check(value):
+        if value is not None and value not in registry:
+            raise typer.BadParameter(f"{value!r} is not one of "
+                                     + ", ".join(repr(k) for k in registry) + ".")
+        return value
+
+    return check

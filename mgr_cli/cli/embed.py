@@ -12,11 +12,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from mgr_cli.cli.common import command_line, config_option, handle_errors, log
+from mgr_cli.cli.common import command_line, config_option, handle_errors, log, plugin_option
 
 
 def _not_used(modality: str, text_model: str | None, image_model: str | None,
@@ -50,10 +50,10 @@ def embed_cmd(
     clip_pretrained: Optional[str] = typer.Option(
         "openai", help="open_clip pretrained tag or local checkpoint file; 'none' for random init."),
     text_model: Optional[str] = typer.Option(
-        None, help="Local transformers directory (or standin:minilm) replacing CLIP's text tower."),
+        None, help="Local transformers directory (or standin:minilm, or FAMILY:SPEC of a --plugin's encoder family) replacing CLIP's text tower."),
     pooling: str = typer.Option("mean", help="Pooling of --text-model outputs: mean or cls."),
     image_model: Optional[str] = typer.Option(
-        None, help="timm model name (or standin:efficientnet-lite0) replacing CLIP's image tower."),
+        None, help="timm model name (or standin:efficientnet-lite0, or FAMILY:SPEC) replacing CLIP's image tower."),
     image_weights: Optional[str] = typer.Option(None, help="Local weights file for --image-model."),
     fusion: str = typer.Option("auto", help="fused: mean (one CLIP's shared space), concat of the normalised vectors, balanced (each modality PCA-reduced to one width and scaled to its share of the variance), or auto (mean for one CLIP model, else concat)."),
     text_share: float = typer.Option(0.5, help="--fusion balanced: the text's share of the fused variance (the image has the rest)."),
@@ -71,6 +71,7 @@ def embed_cmd(
     from_image: Optional[Path] = typer.Option(None, help="... with this image one, encoding nothing again."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
     config: Optional[Path] = config_option(),
+    plugin: Optional[List[Path]] = plugin_option(),
 ) -> None:
     """Embed every item's text or image (or both, fused) with CLIP or a local encoder."""
     from mgr_cli.cli.progress import progress_bar

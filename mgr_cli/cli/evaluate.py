@@ -14,7 +14,7 @@ from typing import List, Optional, Tuple
 
 import typer
 
-from mgr_cli.cli.common import command_line, config_option, console, handle_errors
+from mgr_cli.cli.common import command_line, config_option, console, handle_errors, plugin_option
 from mgr_cli.errors import MgrError
 
 
@@ -39,6 +39,7 @@ def evaluate_cmd(
     table: Optional[List[Path]] = typer.Option(None, help="A metrics.jsonl file (repeat the flag): print them all as one markdown table."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     config: Optional[Path] = config_option(),
+    plugin: Optional[List[Path]] = plugin_option(),
 ) -> None:
     """Rank all items for each user; MRR, NDCG@5/10/20, Hits@1/5/10/20 on stdout as JSON."""
     from mgr_cli.decoding.evaluate import evaluate, overlap

@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from mgr_cli.cli.common import command_line, console, handle_errors, log
-
-Fmt = Enum("Fmt", {k: k for k in ("hm", "movielens", "amazon-p5", "amazon-raw", "lcrec", "generic")},
-           type=str)
+from mgr_cli.cli.common import choice, command_line, console, handle_errors, log, plugin_option
+from mgr_cli.data.prepare import FORMATS
 
 
 class OnError(str, Enum):
@@ -41,7 +39,8 @@ class Repeats(str, Enum):
 @handle_errors
 def prepare_cmd(
     ctx: typer.Context,
-    fmt: Fmt = typer.Argument(..., metavar="FORMAT", help="Raw data format."),
+    fmt: str = typer.Argument(..., metavar="FORMAT", callback=choice(FORMATS),
+                              help=f"Raw data format: {', '.join(FORMATS)}, or a --plugin's (see docs/cli.md)."),
     source: Path = typer.Argument(..., help="Folder with the raw files."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset artifact to write (.jsonl)."),
     interactions: Optional[Path] = typer.Option(None, help="Interactions file, if not the format's default name."),
@@ -61,6 +60,7 @@ def prepare_cmd(
     name: Optional[str] = typer.Option(None, help="Dataset name (default: the source folder's name)."),
     json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON on stdout."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+    plugin: Optional[List[Path]] = plugin_option(),
 ) -> None:
     """Apply the paper's protocol (image filter, 5-core, leave-one-out) to raw data."""
     from mgr_cli.data.prepare import prepare
@@ -71,7 +71,7 @@ def prepare_cmd(
                         unknown_items=unknown_items.value, empty_text=empty_text.value,
                         bad_images=bad_images.value, repeats=repeats.value,
                         outside_images=allow_outside_images)
-    header = prepare(fmt.value, source, out, cfg=cfg, interactions=interactions, items=items,
+    header = prepare(fmt, source, out, cfg=cfg, interactions=interactions, items=items,
                      images=images, no_images=no_images, name=name, command=command_line(ctx),
                      force=force, log=log)
     meta = header["meta"]

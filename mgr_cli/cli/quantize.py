@@ -5,6 +5,7 @@
     mgr quantize text.safetensors -o text.rk.safetensors --method rkmeans       # no training
     mgr quantize text.safetensors -o text.hc.safetensors --method hierarchical  # HC-indexer
     mgr quantize text.safetensors -o letter.safetensors --method letter --collab sasrec.emb.safetensors
+    mgr quantize text.safetensors -o signs.safetensors --plugin examples/plugin_quantizer.py --method rp-signs
     mgr quantize --import letter.index.json --dataset beauty.jsonl --modality text -o letter.safetensors
     mgr quantize text.ids.safetensors --export text.index.json                  # LC-Rec JSON
 """
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from mgr_cli.cli.common import command_line, config_option, console, handle_errors, log
+from mgr_cli.cli.common import (choice, command_line, config_option, console, handle_errors, log,
+                                plugin_option)
 from mgr_cli.errors import MgrError
+from mgr_cli.quantize.methods import METHODS
 
 
 @handle_errors
@@ -26,7 +29,7 @@ def quantize_cmd(
     ctx: typer.Context,
     source: Optional[Path] = typer.Argument(None, help="Embeddings artifact (or IDs with --export)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Semantic-ID artifact to write (.safetensors); a .ids.jsonl view goes beside it."),
-    method: str = typer.Option("rqvae", help="rqvae (TIGER), letter (RQ-VAE + LETTER's collaborative and diversity regularisers; needs --collab), rkmeans (residual k-means, no training), or hierarchical (HC-indexer: recursive k-means)."),
+    method: str = typer.Option("rqvae", callback=choice(METHODS), help=f"{METHODS.describe()}; or a --plugin's."),
     levels: int = typer.Option(3, help="Code levels (before the uniqueness level)."),
     codebook_size: int = typer.Option(256, help="Codes per level."),
     latent_dim: int = typer.Option(32, help="RQ-VAE latent size."),
@@ -48,6 +51,7 @@ def quantize_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the ID statistics as JSON on stdout."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     config: Optional[Path] = config_option(),
+    plugin: Optional[List[Path]] = plugin_option(),
 ) -> None:
     """Turn embeddings into semantic IDs (RQ-VAE, LETTER, residual or hierarchical k-means), or import/export IDs."""
     from mgr_cli.quantize.stage import QuantizeConfig, export_ids, import_ids, quantize
@@ -99,7 +103,7 @@ def show(header: dict, out: Path) -> None:
     c.print(f"collision rate {meta['collision_rate_before']:.4f} before, "
             f"{meta['collision_rate_after']:.4f} after (uniqueness level: {meta['dedup_level']})")
     tr = meta.get("training")
-    if tr:
+    if tr and "recon_relative_error" in tr:
         c.print(f"reconstruction: relative error {tr['recon_relative_error']:.4f}, MSE "
                 f"(standardised) {tr['recon_mse_standardised']:.4f}"
                 + (f"; {tr['epochs']} epochs in {header['created_by'].get('training_seconds')} s, "

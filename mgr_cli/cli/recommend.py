@@ -12,11 +12,11 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from mgr_cli.cli.common import handle_errors, log
+from mgr_cli.cli.common import handle_errors, log, plugin_option
 from mgr_cli.errors import MgrError
 
 
@@ -40,6 +40,7 @@ def recommend_cmd(
     workers: int = typer.Option(0, help="CPU decoding threads (0: one per core, at least 16 users each)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda."),
     precision: str = typer.Option("auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16."),
+    plugin: Optional[List[Path]] = plugin_option(),
 ) -> None:
     """Top-K items for each user history read from stdin, as JSON lines on stdout.
 

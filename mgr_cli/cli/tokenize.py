@@ -13,7 +13,8 @@ from typing import List, Optional
 
 import typer
 
-from mgr_cli.cli.common import command_line, handle_errors, log
+from mgr_cli.cli.common import choice, command_line, handle_errors, log, plugin_option
+from mgr_cli.tokens.layout import LAYOUTS
 
 
 @handle_errors
@@ -22,9 +23,10 @@ def tokenize_cmd(
     dataset: Path = typer.Argument(..., help="Dataset artifact."),
     ids: List[Path] = typer.Argument(..., help="Semantic-ID artifacts, in the order their IDs go in an item."),
     out: Path = typer.Option(..., "--out", "-o", help="Tokenized artifact to write (.safetensors)."),
-    layout: str = typer.Option("tiger", help="tiger (one modality), ef (fused IDs), lf (concatenated), lfpp (LF + modality tokens)."),
+    layout: str = typer.Option("tiger", callback=choice(LAYOUTS), help=f"{LAYOUTS.describe()}; or a --plugin's."),
     max_history: Optional[int] = typer.Option(None, help="Items per history (default: the dataset's)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+    plugin: Optional[List[Path]] = plugin_option(),
 ) -> None:
     """Lay out semantic IDs as tokens and build the next-item and alignment examples."""
     from mgr_cli.tokens.stage import tokenize

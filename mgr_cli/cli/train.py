@@ -10,11 +10,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from mgr_cli.cli.common import command_line, config_option, handle_errors, log
+from mgr_cli.cli.common import command_line, config_option, handle_errors, log, plugin_option
 
 
 def _run(task: str, ctx: typer.Context, tokenized: Path, out: Path, **kw) -> None:
@@ -66,8 +66,10 @@ def _options(task: str):
         resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
         force: bool = typer.Option(False, "--force", help="Overwrite a finished run in OUT."),
         config: Optional[Path] = config_option(),
+        plugin: Optional[List[Path]] = plugin_option(),
     ) -> None:
-        kw = {k: v for k, v in locals().items() if k not in ("ctx", "tokenized", "out", "task", "config")}
+        kw = {k: v for k, v in locals().items()
+              if k not in ("ctx", "tokenized", "out", "task", "config", "plugin")}
         _run(task, ctx, tokenized, out, **kw)
 
     command.__doc__ = ("Alignment pre-training: predict an item's ID in one modality from its ID "

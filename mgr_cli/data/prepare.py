@@ -1,4 +1,7 @@
-"""`prepare`: raw data of a known format in, a dataset artifact out."""
+"""`prepare`: raw data of a known format in, a dataset artifact out.
+
+The formats are a registry, `FORMATS`, of `Format`s; a plugin file adds one with
+`register_format` (docs/extending.md)."""
 
 from __future__ import annotations
 
@@ -12,26 +15,46 @@ from mgr_cli.data.protocol import PrepareConfig, apply_protocol
 from mgr_cli.data.readers import amazon, generic, hm, lcrec, movielens
 from mgr_cli.data.readers.common import RawData
 from mgr_cli.errors import MgrError
+from mgr_cli.registry import Registry
 
 
 @dataclass(frozen=True)
 class Format:
-    read: Callable[..., RawData]
-    images: str | None  # the image folder inside SOURCE, if the format has one
+    """A raw data format `mgr prepare FORMAT` reads.
+
+    read(source, *, interactions, items, images) -> RawData: `source` is the folder;
+        `interactions`/`items` the files --interactions/--items name (None: the
+        format's own names); `images` the image folder to use, or None for no images.
+    images: the format's own image folder inside SOURCE (None: it has none; "": the
+        items name their image paths themselves).
+    The protocol (PrepareConfig: k-core, history length, ...) is applied afterwards,
+    the same for every format.
+    """
+
+    name: str
     help: str
+    read: Callable[..., RawData]
+    images: str | None = None
 
 
-FORMATS: dict[str, Format] = {
-    "hm": Format(hm.read, "images", "H&M Kaggle: transactions_train.csv[.gz], articles.csv, images/"),
-    "movielens": Format(movielens.read, "posters",
-                        "MovieLens-100K: u.data, u.item, [items_tmdb.csv], [posters/]"),
-    "amazon-p5": Format(amazon.read_p5, None,
-                        "Amazon (P5): user_sequence.txt + RecBole *.item or item_text_ids.txt"),
-    "amazon-raw": Format(amazon.read_raw, None,
-                         "Amazon review dumps: reviews (2014 or 2018 JSON lines) + meta_*.json.gz"),
-    "lcrec": Format(lcrec.read, None, "LC-Rec/MQL4GRec: *.inter.json, [*.item.json], [*.item2id]"),
-    "generic": Format(generic.read, "", "interactions.csv|jsonl + items.csv|jsonl (see README)"),
-}
+FORMATS: Registry[Format] = Registry("data format", "FORMAT", [
+    Format("hm", "H&M Kaggle: transactions_train.csv[.gz], articles.csv, images/", hm.read, "images"),
+    Format("movielens", "MovieLens-100K: u.data, u.item, [items_tmdb.csv], [posters/]",
+           movielens.read, "posters"),
+    Format("amazon-p5", "Amazon (P5): user_sequence.txt + RecBole *.item or item_text_ids.txt",
+           amazon.read_p5),
+    Format("amazon-raw", "Amazon review dumps: reviews (2014 or 2018 JSON lines) + meta_*.json.gz",
+           amazon.read_raw),
+    Format("lcrec", "LC-Rec/MQL4GRec: *.inter.json, [*.item.json], [*.item2id]", lcrec.read),
+    Format("generic", "interactions.csv|jsonl + items.csv|jsonl (see README)", generic.read, ""),
+])
+
+
+def register_format(fmt: Format) -> Format:
+    """Add a data format (from a plugin file); a name already taken is an error."""
+    if not isinstance(fmt, Format):
+        raise MgrError("register_format takes a mgr_cli.data.prepare.Format")
+    return FORMATS.register(fmt)
 
 
 def resolve_images(fmt: str, source: Path, images: Path | None, no_images: bool) -> Path | None:
@@ -85,7 +108,7 @@ def prepare(fmt: str, source: Path | str, out: Path | str, *, cfg: PrepareConfig
     image_dir = resolve_images(fmt, source, images, no_images)
     log(f"reading {fmt} data from {source}" + (f" with images from {image_dir}" if image_dir else ""))
     raw = FORMATS[fmt].read(source, interactions=interactions, items=items, images=image_dir)
-    if fmt == "generic" and no_images:
+    if no_images:  # a format whose items name their own image paths still has none
         raw.image_root = None
     ds, report = apply_protocol(raw, cfg, name or source.resolve().name, log)
     # paths as the user gave them (the dataset's meta keeps the resolved image folder it needs)

@@ -3,7 +3,8 @@
 Towers: CLIP (open_clip) for both modalities by default, as in the paper; a
 transformers text encoder from a local directory replaces the text tower
 (`text_model`), a timm model with local weights replaces the image tower
-(`image_model`). Early fusion (`fused`) embeds both modalities and combines the
+(`image_model`); `NAME:SPEC` picks any registered encoder family
+(mgr_cli/encoders/families.py: standin:minilm, or a plugin's). Early fusion (`fused`) embeds both modalities and combines the
 L2-normalised vectors: `mean` (both towers must share a space, as CLIP's do),
 `concat`, or `balanced` (each modality PCA-reduced to one width and scaled to a chosen
 share of the variance: `mgr_cli/encoders/fusion.py`). The paper's MGR-EF uses one multimodal encoder; CLIP's shared space with the
@@ -27,7 +28,7 @@ from mgr_cli import distributed
 from mgr_cli.artifacts import Input, Provenance, check_output, write_tensors
 from mgr_cli.data import Dataset, load_dataset
 from mgr_cli.data.images import decode_problem
-from mgr_cli.encoders import standins, towers
+from mgr_cli.encoders import towers
 from mgr_cli.errors import MgrError
 
 KIND = "embeddings"
@@ -80,25 +81,12 @@ def _dtype(precision: str, device: torch.device) -> torch.dtype:
 
 
 def build_towers(cfg: EmbedConfig, device: torch.device) -> dict[str, towers.Tower]:
+    """The towers this run needs, each from its encoder family (mgr_cli.encoders.families)."""
+    from mgr_cli.encoders.families import build_towers as from_families
+
     need = ["text", "image"] if cfg.modality == "fused" else [cfg.modality]
-    out: dict[str, towers.Tower] = {}
-    if "text" in need and cfg.text_model:
-        path = (standins.text_model_dir(cfg.text_model) if standins.is_standin(cfg.text_model)
-                else cfg.text_model)
-        label = cfg.text_model if standins.is_standin(cfg.text_model) else None
-        out["text"] = towers.hf_text_tower(str(path), cfg.pooling, device, label=label)
-    if "image" in need and cfg.image_model:
-        name, weights = cfg.image_model, cfg.image_weights
-        if standins.is_standin(name):
-            name, weights = standins.image_model(cfg.image_model)
-        out["image"] = towers.timm_image_tower(name, weights, device,
-                                               label=cfg.image_model if name != cfg.image_model else None)
-    if any(m not in out for m in need):
-        clip = towers.clip_towers(cfg.clip_model, cfg.clip_pretrained, device)
-        out.update({m: clip[m] for m in need if m not in out})
-    for m, tower in out.items():
-        tower.describe["standin"] = standins.is_standin(cfg.text_model if m == "text" else cfg.image_model)
-    return out
+    return from_families({m: cfg.text_model if m == "text" else cfg.image_model for m in need},
+                         cfg, device)
 
 
 def image_inputs(ds: Dataset, policy: str, allow_outside: bool = False

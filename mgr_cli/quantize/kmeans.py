@@ -55,3 +55,40 @@ def kmeans(x: torch.Tensor, k: int, *, iters: int = 25, seed: int = 0,
     if k_eff < k:  # pad so callers always get k centres
         c = torch.cat([c, c[torch.randint(k_eff, (k - k_eff,), generator=gen)]])
     return c, _sq_dist(x, c).argmin(1)
+
+
+def residual_kmeans(x: torch.Tensor, levels: int, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Residual k-means IDs: k-means on the residual left by the levels before."""
+    residual, recon, codes = x.clone(), torch.zeros_like(x), []
+    for level in range(levels):
+        centres, assign = kmeans(residual, k, iters=30, seed=seed + level)
+        codes.append(assign)
+        recon += centres[assign]
+        residual -= centres[assign]
+    return torch.stack(codes, 1), recon
+
+
+def hierarchical_kmeans(x: torch.Tensor, levels: int, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """HC-indexer / DSI semantic docids: k-means splits the items into at most k clusters,
+    then each cluster again, level by level; the path of cluster numbers is the ID. A
+    cluster of at most k items gives each item its own child. Reconstruction: the mean
+    of the items that share a full path."""
+    n = x.shape[0]
+    codes = torch.zeros((n, levels), dtype=torch.long)
+
+    def split(idx: torch.Tensor, level: int) -> None:
+        if level == levels or len(idx) <= 1:
+            return
+        if len(idx) <= k:
+            codes[idx, level] = torch.arange(len(idx))
+            return
+        _, assign = kmeans(x[idx], k, iters=20, seed=seed + level)
+        codes[idx, level] = assign
+        for c in torch.unique(assign):
+            split(idx[assign == c], level + 1)
+
+    split(torch.arange(n), 0)
+    _, group = torch.unique(codes, dim=0, return_inverse=True)
+    sums = torch.zeros(int(group.max()) + 1, x.shape[1]).index_add_(0, group, x)
+    counts = torch.bincount(group).float()[:, None]
+    return codes, (sums / counts)[group]

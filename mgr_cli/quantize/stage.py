@@ -1,6 +1,6 @@
-"""`quantize`: embeddings in, one semantic ID per item out (RQ-VAE, LETTER, residual
-k-means or hierarchical k-means), plus `--import`/`--export` of IDs made by other
-tokenizers."""
+"""`quantize`: embeddings in, one semantic ID per item out (by any method of
+`mgr_cli.quantize.methods.METHODS`: RQ-VAE, LETTER, residual or hierarchical k-means,
+or a plugin's), plus `--import`/`--export` of IDs made by other tokenizers."""
 
 from __future__ import annotations
 
@@ -17,10 +17,7 @@ from mgr_cli.artifacts import (ArtifactError, Input, Provenance, check_output, f
 from mgr_cli.data import load_dataset
 from mgr_cli.errors import MgrError
 from mgr_cli.quantize import ids as sid
-from mgr_cli.quantize.kmeans import kmeans
-from mgr_cli.quantize.rqvae import RQVAEConfig, train_rqvae
-
-METHODS = ("rqvae", "letter", "rkmeans", "hierarchical")
+from mgr_cli.quantize.methods import METHODS, SHARED_FIELDS, _standardise
 
 
 @dataclass
@@ -44,7 +41,7 @@ class QuantizeConfig:
     clusters: int = 10
 
     def problems(self) -> list[str]:
-        checks = [(self.method in METHODS, f"--method must be one of {', '.join(METHODS)}"),
+        checks = [(self.method in METHODS, f"--method must be one of {', '.join(METHODS)}, got {self.method!r}"),
                   (self.levels >= 1, "--levels must be at least 1"),
                   (self.codebook_size >= 2, "--codebook-size must be at least 2"),
                   (self.dedup in ("always", "auto", "never"), "--dedup must be always, auto or never"),
@@ -79,76 +76,41 @@ def _dataset_items(path: Path, want_hash: str, source: Path):
     return ds, header
 
 
-def residual_kmeans(x: torch.Tensor, levels: int, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    residual, recon, codes = x.clone(), torch.zeros_like(x), []
-    for level in range(levels):
-        centres, assign = kmeans(residual, k, iters=30, seed=seed + level)
-        codes.append(assign)
-        recon += centres[assign]
-        residual -= centres[assign]
-    return torch.stack(codes, 1), recon
-
-
-def hierarchical_kmeans(x: torch.Tensor, levels: int, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """HC-indexer / DSI semantic docids: k-means splits the items into at most k clusters,
-    then each cluster again, level by level; the path of cluster numbers is the ID. A
-    cluster of at most k items gives each item its own child. Reconstruction: the mean
-    of the items that share a full path."""
-    n = x.shape[0]
-    codes = torch.zeros((n, levels), dtype=torch.long)
-
-    def split(idx: torch.Tensor, level: int) -> None:
-        if level == levels or len(idx) <= 1:
-            return
-        if len(idx) <= k:
-            codes[idx, level] = torch.arange(len(idx))
-            return
-        _, assign = kmeans(x[idx], k, iters=20, seed=seed + level)
-        codes[idx, level] = assign
-        for c in torch.unique(assign):
-            split(idx[assign == c], level + 1)
-
-    split(torch.arange(n), 0)
-    _, group = torch.unique(codes, dim=0, return_inverse=True)
-    sums = torch.zeros(int(group.max()) + 1, x.shape[1]).index_add_(0, group, x)
-    counts = torch.bincount(group).float()[:, None]
-    return codes, (sums / counts)[group]
-
-
-def _standardise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    mu, sd = x.mean(0), x.std(0).clamp_min(1e-8)
-    return (x - mu) / sd, mu, sd
-
-
 def _encode(x: np.ndarray, cfg: QuantizeConfig, log: Callable[[str], None],
             collab: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    """Run the method `cfg.method` on standardised `x`; its codes (checked) and info."""
+    method = METHODS.pick(cfg.method)
     torch.manual_seed(cfg.seed)
     xt = torch.from_numpy(x).float()
     xs, mu, sd = _standardise(xt)
     if not cfg.standardize:
         xs = xt
-    info: dict = {}
-    if cfg.method in ("rqvae", "letter"):
-        letter = cfg.method == "letter"
-        rq = RQVAEConfig(levels=cfg.levels, codebook_size=cfg.codebook_size,
-                         latent_dim=cfg.latent_dim, hidden=list(cfg.hidden), beta=cfg.beta,
-                         lr=cfg.lr, max_epochs=cfg.max_epochs,
-                         batch_size=cfg.batch_size or min(1024, max(128, len(x) // 16)),
-                         patience=cfg.patience, seed=cfg.seed,
-                         letter_alpha=cfg.alpha if letter else 0.0,
-                         letter_gamma=cfg.gamma if letter else 0.0,
-                         letter_clusters=cfg.clusters)
-        cb = _standardise(torch.from_numpy(collab).float())[0] if letter else None
-        model, info = train_rqvae(xs, rq, log, collab=cb)
-        codes, recon = model.encode(xs)
-    elif cfg.method == "rkmeans":
-        codes, recon = residual_kmeans(xs, cfg.levels, cfg.codebook_size, cfg.seed)
-    else:
-        codes, recon = hierarchical_kmeans(xs, cfg.levels, cfg.codebook_size, cfg.seed)
-    back = recon * sd + mu if cfg.standardize else recon
-    info["recon_mse_standardised"] = round(float((recon - xs).pow(2).mean()), 6)
-    info["recon_relative_error"] = round(float((back - xt).pow(2).sum() / (xt - mu).pow(2).sum()), 6)
-    return codes.numpy().astype(np.int64), info
+    codes, recon, info = method.encode(xs.numpy(), cfg, log, collab)
+    codes = _checked_codes(codes, len(x), cfg)
+    info = dict(info or {})
+    if recon is not None:
+        recon = torch.as_tensor(np.asarray(recon) if not torch.is_tensor(recon) else recon).float()
+        if tuple(recon.shape) != tuple(xs.shape):
+            raise MgrError(f"method {cfg.method} returned a reconstruction of shape "
+                           f"{tuple(recon.shape)} for embeddings of shape {tuple(xs.shape)}")
+        back = recon * sd + mu if cfg.standardize else recon
+        info["recon_mse_standardised"] = round(float((recon - xs).pow(2).mean()), 6)
+        info["recon_relative_error"] = round(float((back - xt).pow(2).sum() / (xt - mu).pow(2).sum()), 6)
+    return codes, info
+
+
+def _checked_codes(codes, n: int, cfg: QuantizeConfig) -> np.ndarray:
+    """A method's codes as int64 [n, levels] within the codebook, or a clear error."""
+    arr = codes.numpy() if torch.is_tensor(codes) else np.asarray(codes)
+    where = f"method {cfg.method} returned"
+    if arr.shape != (n, cfg.levels):
+        raise MgrError(f"{where} codes of shape {arr.shape}, expected ({n}, {cfg.levels}) "
+                       "(items x --levels)")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise MgrError(f"{where} {arr.dtype} codes; codes are integers")
+    if arr.size and (arr.min() < 0 or arr.max() >= cfg.codebook_size):
+        raise MgrError(f"{where} codes outside [0, {cfg.codebook_size}) (--codebook-size)")
+    return arr.astype(np.int64)
 
 
 def _finish(codes: np.ndarray, sizes: list[int], dedup: str) -> tuple[np.ndarray, list[int], dict]:
@@ -190,9 +152,14 @@ def quantize(embeddings: Path | str, out: Path | str, cfg: QuantizeConfig, *,
 
     if cfg.problems():
         raise MgrError("; ".join(cfg.problems()))
-    if (cfg.method == "letter") != (collab is not None):
-        raise MgrError("--method letter needs --collab (collaborative embeddings, e.g. from "
-                       "`mgr sasrec embed`); other methods take no --collab")
+    method = METHODS.pick(cfg.method)
+    config = recorded_config(cfg, method)
+    if method.needs_collab and collab is None:
+        raise MgrError(f"--method {method.name} needs --collab (collaborative embeddings, e.g. "
+                       "from `mgr sasrec embed`)")
+    if collab is not None and not method.needs_collab:
+        raise MgrError(f"--method {method.name} takes no --collab (only "
+                       f"{', '.join(k for k, m in METHODS.items() if m.needs_collab)} do)")
     out, embeddings = Path(out), Path(embeddings)
     check_output(out, force)
     check_output(view_path(out), force)
@@ -214,12 +181,22 @@ def quantize(embeddings: Path | str, out: Path | str, cfg: QuantizeConfig, *,
     codes, sizes, coll = _finish(codes, [cfg.codebook_size] * cfg.levels, cfg.dedup)
     meta = {"modality": eh["meta"]["modality"], "method": cfg.method, **coll, "training": info,
             "standin": eh["meta"].get("standin", False)}
-    config = asdict(cfg)
-    if cfg.method != "letter":
-        for key in ("alpha", "gamma", "clusters"):
-            config.pop(key)
+    plugin = METHODS.origins.get(method.name)  # a plugin's method: its file is a hashed source
+    if plugin is not None:
+        meta["method_plugin"] = str(plugin)
     return _write(out, codes, sizes, meta, ds, ds_path, inputs,
-                  Provenance(command, config, timing), force)
+                  Provenance(command, config, timing), force,
+                  sources=[source_entry(plugin)] if plugin is not None else [])
+
+
+def recorded_config(cfg: QuantizeConfig, method) -> dict:
+    """The config fields that made the IDs: the shared ones and those the method reads."""
+    full = asdict(cfg)
+    unknown = [f for f in method.reads if f not in full]
+    if unknown:
+        raise MgrError(f"method {method.name} reads {', '.join(unknown)}, which QuantizeConfig "
+                       f"does not have (fields: {', '.join(full)})")
+    return {k: v for k, v in full.items() if k in SHARED_FIELDS or k in method.reads}
 
 
 def import_ids(json_path: Path | str, dataset: Path | str, out: Path | str, *, modality: str,

@@ -18,7 +18,7 @@ from mgr_cli.artifacts import (Input, Provenance, check_output, read_header, rea
 from mgr_cli.data import load_dataset
 from mgr_cli.data.dataset import SPLITS
 from mgr_cli.errors import MgrError
-from mgr_cli.tokens.layout import EOS, Vocab, alignment_pairs, item_tokens
+from mgr_cli.tokens.layout import EOS, Vocab, alignment_pairs, check_layout, item_tokens
 
 KIND = "tokenized"
 
@@ -34,10 +34,7 @@ def tokenize(dataset: Path | str, ids: list[Path | str], out: Path | str, *, lay
     id_headers = [(p, read_header(p, "semantic-ids")) for p in ids]
     require_agreement([(dataset, dh)] + id_headers, "item_ids_hash", "item order")
     modalities = [h["meta"]["modality"] for _, h in id_headers]
-    if layout == "ef" and modalities != ["fused"]:
-        raise MgrError(f"layout ef takes early-fusion IDs (modality fused), got {', '.join(modalities)}")
-    if layout == "tiger" and "fused" in modalities:
-        raise MgrError("fused IDs go with layout ef (MGR-EF), not tiger")
+    check_layout(layout, modalities)
     from mgr_cli.quantize.stage import load_ids
 
     codes = {}

@@ -12,7 +12,7 @@ from conftest import REPO
 
 # earlier packages never import later ones (decoding comes before training: training
 # validates by decoding, decoding never needs a trainer)
-ORDER = ["errors", "distributed", "artifacts", "data", "encoders", "quantize", "analysis",
+ORDER = ["errors", "registry", "distributed", "artifacts", "data", "encoders", "quantize", "analysis",
          "tokens", "models", "decoding", "training", "reproduce", "cli"]
 
 

@@ -145,7 +145,7 @@ def test_import_by_item_id_and_errors(tiny_dataset, tmp_path):
 
 
 def test_hierarchical_ids_are_cluster_paths():
-    from mgr_cli.quantize.stage import hierarchical_kmeans
+    from mgr_cli.quantize.kmeans import hierarchical_kmeans
 
     x, label = blobs(n=300, k=4)
     codes, recon = hierarchical_kmeans(x, levels=3, k=4, seed=0)
