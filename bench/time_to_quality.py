@@ -5,7 +5,7 @@
     .venv/bin/python bench/time_to_quality.py --ids letter --minutes 30 --name letter-30
 
 Stages (each skipped when its output exists, so a finished run is only recorded):
-prepare -> [embed -> quantize | quantize --import] -> tokenize -> train (mgr train's
+prepare -> [embed -> quantize | ids import] -> tokenize -> train (mgr train's
 defaults, at most --minutes of wall time) -> evaluate on ALL test users, and the
 most-popular baseline. It prints the learning curve (Recall@5 on the fixed seeded
 validation sample against minutes and steps), appends one entry to
@@ -81,7 +81,7 @@ def main() -> None:
     if not dataset.exists():
         seconds["prepare"] = sh(mgr + ["prepare", "amazon-p5", str(data), "-o", str(dataset)], log)
     if not ids.exists() and args.ids == "letter":
-        seconds["quantize"] = sh(mgr + ["quantize", "--import", str(data / "letter.index.json"),
+        seconds["quantize"] = sh(mgr + ["ids", "import", str(data / "letter.index.json"),
                                         "--dataset", str(dataset), "--modality", "text", "-o", str(ids)], log)
     if not ids.exists() and args.ids == "ours":
         emb = st / "text.emb.safetensors"

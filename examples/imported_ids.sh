@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Semantic IDs made elsewhere, through `quantize --import`, and their AMI:
+# Semantic IDs made elsewhere, through `mgr ids import`, and their AMI:
 #  * Amazon 2018 Instruments: MQL4GRec's image-derived (CLIP ViT-L/14) and text-derived IDs
 #  * Amazon 2014 Beauty: LETTER's IDs, against the category fields and our own text IDs
 # Usage: examples/imported_ids.sh [DATA_DIR] [OUT_DIR]
@@ -10,9 +10,9 @@ MGR=${MGR:-mgr}
 mkdir -p "$OUT"
 I=$DATA/amazon2018-instruments
 $MGR prepare lcrec "$I" -o "$OUT/instruments.dataset.jsonl" --force
-$MGR quantize --import "$I/Instruments.index_vitemb.json" --dataset "$OUT/instruments.dataset.jsonl" \
+$MGR ids import "$I/Instruments.index_vitemb.json" --dataset "$OUT/instruments.dataset.jsonl" \
   --modality image -o "$OUT/instruments.image.ids.safetensors" --force
-$MGR quantize --import "$I/Instruments.index_lemb.json" --dataset "$OUT/instruments.dataset.jsonl" \
+$MGR ids import "$I/Instruments.index_lemb.json" --dataset "$OUT/instruments.dataset.jsonl" \
   --modality text -o "$OUT/instruments.text.ids.safetensors" --force
 for p in 1 2 3; do
   $MGR analyze-ami --text "$OUT/instruments.text.ids.safetensors" \
@@ -21,7 +21,7 @@ done > "$OUT/instruments_ami.md"
 
 B=$DATA/amazon2014/Beauty
 $MGR prepare amazon-p5 "$B" -o "$OUT/beauty.dataset.jsonl" --force
-$MGR quantize --import "$B/letter.index.json" --dataset "$OUT/beauty.dataset.jsonl" \
+$MGR ids import "$B/letter.index.json" --dataset "$OUT/beauty.dataset.jsonl" \
   --modality text -o "$OUT/beauty.letter.ids.safetensors" --force
 $MGR embed "$OUT/beauty.dataset.jsonl" -o "$OUT/beauty.text.emb.safetensors" --modality text \
   --text-model standin:minilm --force

@@ -155,13 +155,13 @@ $(foreach K,$(SWEEP_SIZES),$(eval $(call sweep_ids,K$(K),--codebook-size $(K))))
 # IDs made elsewhere (Instruments: MQL4GRec's image- and text-derived IDs)
 define imported_ids
 $(PB)/$(1)/text.ids.safetensors: $(PB)/$(1)/dataset.jsonl $(TEXT_INDEX_$(1))
-	$(MGR) quantize --import $(TEXT_INDEX_$(1)) --dataset $$< --modality text -o $$@ --force
+	$(MGR) ids import $(TEXT_INDEX_$(1)) --dataset $$< --modality text -o $$@ --force
 $(PB)/$(1)/image.ids.safetensors: $(PB)/$(1)/dataset.jsonl $(IMAGE_INDEX_$(1))
-	$(MGR) quantize --import $(IMAGE_INDEX_$(1)) --dataset $$< --modality image -o $$@ --force
+	$(MGR) ids import $(IMAGE_INDEX_$(1)) --dataset $$< --modality image -o $$@ --force
 endef
 $(foreach d,$(ID_SETS),$(eval $(call imported_ids,$(d))))
 $(PB)/demo/%.index.json: $(PB)/demo/%.ids.safetensors
-	$(MGR) quantize $< --export $@ --force
+	$(MGR) ids export $< -o $@ --force
 
 $(PB)/%/table1.json $(PB)/%/figure4.png: $(PB)/%/text.ids.safetensors $(PB)/%/image.ids.safetensors $(PB)/%/fused.ids.safetensors
 	$(MGR) analyze-ami --text $< --image $(word 2,$^) --fused $(word 3,$^) \

@@ -119,7 +119,7 @@ def hand_ids(tmp_path: Path, dataset: Path, modality: str, codes: list[list[int]
     """Import hand-made codes (one row per item, in item order) as a semantic-ID artifact."""
     import json
 
-    from mgr_cli.quantize.stage import import_ids
+    from mgr_cli.quantize.exchange import import_ids
 
     tmp_path.mkdir(parents=True, exist_ok=True)
     js = tmp_path / f"{modality}.index.json"

@@ -8,7 +8,9 @@ from mgr_cli import __version__
 from mgr_cli.cli.analyze import ami_cmd
 from mgr_cli.cli.demo import demo_cmd
 from mgr_cli.cli.embed import embed_cmd
+from mgr_cli.cli.embeddings import app as embeddings_app
 from mgr_cli.cli.evaluate import evaluate_cmd
+from mgr_cli.cli.ids import app as ids_app
 from mgr_cli.cli.inspect import inspect_cmd
 from mgr_cli.cli.popular import oracle_cmd, popular_cmd, random_cmd
 from mgr_cli.cli.prepare import prepare_cmd
@@ -55,6 +57,8 @@ app.command("recommend")(recommend_cmd)
 app.command("popular")(popular_cmd)
 app.command("random")(random_cmd)
 app.add_typer(sasrec_app, name="sasrec")
+app.add_typer(embeddings_app, name="embeddings")
+app.add_typer(ids_app, name="ids")
 
 
 def main() -> None:

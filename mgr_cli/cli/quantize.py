@@ -1,4 +1,4 @@
-"""mgr quantize: embeddings in, semantic IDs out; or IDs made elsewhere, imported.
+"""mgr quantize: embeddings in, semantic IDs out (IDs made elsewhere: `mgr ids import`).
 
     mgr quantize text.safetensors -o text.ids.safetensors                       # RQ-VAE 3 x 256
     mgr quantize img.safetensors -o img.ids.safetensors --levels 4 --codebook-size 128
@@ -6,8 +6,6 @@
     mgr quantize text.safetensors -o text.hc.safetensors --method hierarchical  # HC-indexer
     mgr quantize text.safetensors -o letter.safetensors --method letter --collab sasrec.emb.safetensors
     mgr quantize text.safetensors -o signs.safetensors --plugin examples/plugin_quantizer.py --method rp-signs
-    mgr quantize --import letter.index.json --dataset beauty.jsonl --modality text -o letter.safetensors
-    mgr quantize text.ids.safetensors --export text.index.json                  # LC-Rec JSON
 """
 
 from __future__ import annotations
@@ -27,8 +25,8 @@ from mgr_cli.quantize.methods import METHODS
 @handle_errors
 def quantize_cmd(
     ctx: typer.Context,
-    source: Optional[Path] = typer.Argument(None, help="Embeddings artifact (or IDs with --export)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Semantic-ID artifact to write (.safetensors); a .ids.jsonl view goes beside it."),
+    source: Path = typer.Argument(..., help="Embeddings artifact."),
+    out: Path = typer.Option(..., "--out", "-o", help="Semantic-ID artifact to write (.safetensors); a .ids.jsonl view goes beside it."),
     method: str = typer.Option("rqvae", callback=choice(METHODS), help=f"{METHODS.describe()}; or a --plugin's."),
     levels: int = typer.Option(3, help="Code levels (before the uniqueness level)."),
     codebook_size: int = typer.Option(256, help="Codes per level."),
@@ -45,44 +43,24 @@ def quantize_cmd(
     gamma: float = typer.Option(1e-4, help="LETTER: weight of the diversity loss (LETTER's beta)."),
     clusters: int = typer.Option(10, help="LETTER: groups of codes per level for the diversity loss."),
     dataset: Optional[Path] = typer.Option(None, help="Dataset (default: the one the embeddings name)."),
-    import_json: Optional[Path] = typer.Option(None, "--import", help="LC-Rec/LETTER/MQL4GRec JSON of IDs to import (needs --dataset, --modality)."),
-    modality: Optional[str] = typer.Option(None, help="Modality of imported IDs (text, image, fused, ...)."),
-    export_json: Optional[Path] = typer.Option(None, "--export", help="Write SOURCE's IDs as LC-Rec JSON."),
     json_out: bool = typer.Option(False, "--json", help="Print the ID statistics as JSON on stdout."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     config: Optional[Path] = config_option(),
     plugin: Optional[List[Path]] = plugin_option(),
 ) -> None:
-    """Turn embeddings into semantic IDs (RQ-VAE, LETTER, residual or hierarchical k-means), or import/export IDs."""
-    from mgr_cli.quantize.stage import QuantizeConfig, export_ids, import_ids, quantize
+    """Turn embeddings into semantic IDs (RQ-VAE, LETTER, residual or hierarchical k-means)."""
+    from mgr_cli.quantize.stage import QuantizeConfig, quantize
 
-    if export_json is not None:
-        if source is None:
-            raise MgrError("--export needs the semantic-ID artifact to export as SOURCE")
-        n = export_ids(source, export_json, force=force)
-        log(f"wrote {n} IDs to {export_json}")
-        return
-    if out is None:
-        raise MgrError("missing --out/-o: where to write the semantic IDs")
-    if import_json is not None:
-        if source is not None or dataset is None or modality is None:
-            raise MgrError("--import takes no SOURCE and needs --dataset and --modality")
-        header = import_ids(import_json, dataset, out, modality=modality,
-                            dedup="never" if dedup == "never" else "auto",
-                            command=command_line(ctx), force=force)
-    else:
-        if source is None:
-            raise MgrError("give the embeddings artifact to quantize (or --import a JSON file)")
-        try:
-            dims = [int(h) for h in hidden.split(",") if h.strip()]
-        except ValueError:
-            raise MgrError(f"--hidden must be comma-separated integers, got {hidden!r}") from None
-        cfg = QuantizeConfig(method=method, levels=levels, codebook_size=codebook_size,
-                             latent_dim=latent_dim, hidden=dims, lr=lr, batch_size=batch_size,
-                             max_epochs=epochs, patience=patience, dedup=dedup, seed=seed,
-                             alpha=alpha, gamma=gamma, clusters=clusters)
-        header = quantize(source, out, cfg, dataset=dataset, collab=collab,
-                          command=command_line(ctx), force=force, log=log)
+    try:
+        dims = [int(h) for h in hidden.split(",") if h.strip()]
+    except ValueError:
+        raise MgrError(f"--hidden must be comma-separated integers, got {hidden!r}") from None
+    cfg = QuantizeConfig(method=method, levels=levels, codebook_size=codebook_size,
+                         latent_dim=latent_dim, hidden=dims, lr=lr, batch_size=batch_size,
+                         max_epochs=epochs, patience=patience, dedup=dedup, seed=seed,
+                         alpha=alpha, gamma=gamma, clusters=clusters)
+    header = quantize(source, out, cfg, dataset=dataset, collab=collab,
+                      command=command_line(ctx), force=force, log=log)
     show(header, out)
     if json_out:
         print(json.dumps({"path": str(out), **header["meta"]}))

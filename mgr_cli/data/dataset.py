@@ -109,6 +109,38 @@ def ids_hash(ids: list[str]) -> str:
     return "sha256:" + hashlib.sha256("\n".join(ids).encode()).hexdigest()
 
 
+def item_facts(item_ids, inputs=(), name: str | None = None, n_rows: int | None = None) -> dict:
+    """What an artifact with one row per item says about its rows: their number, the
+    fingerprint of their order and the dataset's name. The order is checked against every
+    input that records one, so rows in another order than their inputs' are refused.
+    `item_ids=None`: the rows are in the inputs' item order (a stage deriving one
+    per-item artifact from others); `n_rows` is then checked against their item count."""
+    inputs = list(inputs)
+    recorded = [(i, i.header.get("meta", {})) for i in inputs]
+    recorded = [(i, m) for i, m in recorded if isinstance(m.get("item_ids_hash"), str)]
+    if item_ids is None:
+        if not recorded:
+            raise ArtifactError("give the item ids: no input records an item order")
+        first, m = recorded[0]
+        h, n = m["item_ids_hash"], m.get("n_items", m.get("stats", {}).get("items"))
+        if n_rows is not None and n is not None and n != n_rows:
+            raise ArtifactError(f"{n_rows} rows, but {first.path} has {n} items; give one row per item")
+    else:
+        ids = [str(i) for i in item_ids]
+        seen: set[str] = set()
+        dup = next((i for i in ids if i in seen or seen.add(i)), None)
+        if dup is not None:
+            raise ArtifactError(f"item id {dup!r} appears more than once; give one row per item")
+        h, n = ids_hash(ids), len(ids)
+    for inp, m in recorded:
+        if m["item_ids_hash"] != h:
+            raise ArtifactError(f"the item ids are not those of {inp.path} ({inp.role}), in its "
+                                "order; give one row per item of its dataset, in the dataset's order")
+    for inp, m in ((i, i.header.get("meta", {})) for i in inputs):
+        name = name or m.get("name" if inp.header.get("kind") == KIND else "dataset")
+    return {"n_items": n, "dataset": name, "item_ids_hash": h}
+
+
 def save_dataset(ds: Dataset, path: Path | str, *, provenance: Provenance | None = None,
                  sources: list[dict] = (), report: dict | None = None,
                  force: bool = False) -> dict:

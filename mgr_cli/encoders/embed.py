@@ -25,13 +25,14 @@ import numpy as np
 import torch
 
 from mgr_cli import distributed
-from mgr_cli.artifacts import Input, Provenance, check_output, write_tensors
+from mgr_cli.artifacts import Input, Provenance, check_output
 from mgr_cli.data import Dataset, load_dataset
 from mgr_cli.data.images import decode_problem
 from mgr_cli.encoders import towers
+from mgr_cli.encoders.artifact import KIND, load_embeddings, save_embeddings
 from mgr_cli.errors import MgrError
 
-KIND = "embeddings"
+__all__ = ["KIND", "EmbedConfig", "embed", "fuse_artifacts", "load_embeddings", "save_embeddings"]
 MODALITIES = ("text", "image", "fused")
 
 
@@ -255,19 +256,16 @@ def embed(dataset: Path | str, out: Path | str, cfg: EmbedConfig, *, command: st
             bad = np.where(~np.isfinite(full).all(1))[0]
             raise MgrError(f"{len(bad)} items got NaN or inf embeddings (e.g. "
                            f"{ds.items[bad[0]].id}); try --precision fp32")
-        meta = {"modality": cfg.modality, "dim": int(full.shape[1]), "n_items": len(ds.items),
-                "dataset": ds.name, "item_ids_hash": ds_header["meta"]["item_ids_hash"],
-                "encoders": {m: tw[m].describe for m in need},
-                "normalized": cfg.normalize and cfg.fusion != "balanced",
-                "fusion": cfg.fusion if cfg.modality == "fused" else None,
-                **(_balance_meta(full, cfg) if cfg.fusion == "balanced" and cfg.modality == "fused" else {}),
-                "standin": any(tw[m].describe["standin"] for m in need),
-                "blank_images": blank, "device": str(device), "precision": str(dtype),
-                "world_size": dist.world}
-        header = write_tensors(out, KIND, {"embeddings": full},
-                               provenance=Provenance(command, asdict(cfg)),
-                               inputs=[Input("dataset", Path(dataset), ds_header)], meta=meta,
-                               force=force)
+        extra = {"device": str(device), "precision": str(dtype), "world_size": dist.world,
+                 **(_balance_meta(full, cfg) if cfg.fusion == "balanced" and cfg.modality == "fused" else {})}
+        header = save_embeddings(out, [it.id for it in ds.items], full, modality=cfg.modality,
+                                 encoders={m: tw[m].describe for m in need},
+                                 normalized=cfg.normalize and cfg.fusion != "balanced",
+                                 fusion=cfg.fusion if cfg.modality == "fused" else None,
+                                 standin=any(tw[m].describe["standin"] for m in need),
+                                 blank_images=blank, meta=extra,
+                                 provenance=Provenance(command, asdict(cfg)),
+                                 inputs=[Input("dataset", Path(dataset), ds_header)], force=force)
     distributed.barrier(dist)
     distributed.finish(dist)
     return header
@@ -308,19 +306,12 @@ def fuse_artifacts(text: Path | str, image: Path | str, out: Path | str, *, fusi
     balance = _balance_meta(emb.numpy(), cfg) if fusion == "balanced" else {}
     config = {"fusion": fusion, "normalize": normalize,
               **({"text_share": text_share, "fusion_dim": fusion_dim} if balance else {})}
-    meta = {**th["meta"], "modality": "fused", "dim": int(emb.shape[1]), "fusion": fusion, **balance,
-            "normalized": normalize and fusion != "balanced",
-            "encoders": {**th["meta"]["encoders"], **ih["meta"]["encoders"]},
-            "standin": th["meta"]["standin"] or ih["meta"]["standin"],
-            "blank_images": ih["meta"]["blank_images"]}
-    return write_tensors(out, KIND, {"embeddings": emb.numpy()},
-                         provenance=Provenance(command, config),
-                         inputs=[Input("text", Path(text), th), Input("image", Path(image), ih)],
-                         meta=meta, force=force)
-
-
-def load_embeddings(path: Path | str) -> tuple[np.ndarray, dict]:
-    from mgr_cli.artifacts import read_tensors
-
-    header, tensors = read_tensors(path, KIND)
-    return tensors["embeddings"], header
+    kept = {k: v for k, v in th["meta"].items() if k in ("device", "precision", "world_size")}
+    return save_embeddings(out, None, emb.numpy(), modality="fused", fusion=fusion,
+                           normalized=normalize and fusion != "balanced",
+                           encoders={**th["meta"]["encoders"], **ih["meta"]["encoders"]},
+                           standin=th["meta"]["standin"] or ih["meta"]["standin"],
+                           blank_images=ih["meta"]["blank_images"], meta={**kept, **balance},
+                           provenance=Provenance(command, config),
+                           inputs=[Input("text", Path(text), th), Input("image", Path(image), ih)],
+                           force=force)

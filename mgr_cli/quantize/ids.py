@@ -1,21 +1,36 @@
-"""Semantic IDs: the artifact, collision handling, code statistics, and the LC-Rec JSON
-format other tokenizers (LC-Rec, LETTER, MQL4GRec) write."""
+"""The semantic-ID artifact: its public writer (which owns the header) and reader,
+collision handling and code statistics.
+
+    from mgr_cli.quantize import save_ids, load_ids
+    save_ids("my.ids.safetensors", item_ids, codes, modality="text", method="mine",
+             codebook_sizes=[256, 256, 256], dedup="auto",
+             inputs=[Input("dataset", "beauty.dataset.jsonl", dataset_header)])
+    codes, header = load_ids("my.ids.safetensors")
+
+One safetensors tensor, `codes` (int64, [n_items, levels]), rows in the dataset's item
+order, and beside it a readable JSONL view (`X.ids.jsonl`); docs/artifacts.md lists the
+header fields.
+"""
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from mgr_cli.errors import MgrError
+from mgr_cli.artifacts import (ArtifactError, Input, Provenance, check_output, read_tensors,
+                               write_jsonl, write_tensors)
+from mgr_cli.data.dataset import item_facts
 
 KIND = "semantic-ids"
 VIEW_KIND = "semantic-ids-view"
+TENSOR = "codes"
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
-_TOKEN = re.compile(r"^<([A-Za-z]+)_(\d+)>$")
+OWNED = ("modality", "method", "levels", "codebook_sizes", "n_items", "dataset", "item_ids_hash",
+         "level_stats", "collision_rate_before", "collision_rate_after", "dedup_level")
+DEDUP = ("always", "auto", "never")
 
 
 def collision_rate(codes: np.ndarray) -> float:
@@ -57,56 +72,102 @@ def tokens(codes: np.ndarray, letters: str = LETTERS) -> list[list[str]]:
     return [[f"<{letters[lv]}_{int(c)}>" for lv, c in enumerate(row)] for row in codes]
 
 
-def export_lcrec(codes: np.ndarray, path: Path, letters: str = LETTERS) -> None:
-    """{"<item index>": ["<a_12>", "<b_3>", ...]}, the item index being the dataset's order."""
-    data = {str(i): row for i, row in enumerate(tokens(codes, letters))}
-    tmp = path.parent / f".{path.name}.tmp"
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
+def with_unique_level(codes: np.ndarray, sizes: list[int], dedup: str
+                      ) -> tuple[np.ndarray, list[int], dict]:
+    """Append the uniqueness level (`dedup`: always, auto: only on collisions, never);
+    returns the codes, the codebook sizes and the collision facts for the header."""
+    before = collision_rate(codes)
+    added = dedup == "always" or (dedup == "auto" and before > 0)
+    if added:
+        codes, extra = add_dedup_level(codes)
+        sizes = sizes + [extra]
+    return codes, sizes, {"collision_rate_before": round(before, 6),
+                          "collision_rate_after": round(collision_rate(codes), 6),
+                          "dedup_level": added}
 
 
-def import_lcrec(path: Path, item_ids: list[str]) -> tuple[np.ndarray, list[int], dict]:
-    """Codes [n_items, L] from an LC-Rec style JSON, joined to the dataset's items.
+def view_path(out: Path | str) -> Path:
+    """The readable JSONL view written beside a semantic-ID artifact."""
+    out = Path(out)
+    stem = out.name.rsplit(".", 1)[0]
+    stem = stem[:-4] if stem.endswith(".ids") else stem  # text.ids.safetensors -> text.ids.jsonl
+    return out.with_name(stem + ".ids.jsonl")
 
-    Keys are matched to item ids when they all are item ids, otherwise read as item
-    indices in the dataset's order (the LC-Rec convention). Codebook sizes are the
-    largest code per level + 1.
-    """
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise MgrError(f"{path}: no such file") from None
-    except ValueError as e:
-        raise MgrError(f"{path}: invalid JSON ({e})") from None
-    if not isinstance(data, dict) or not data:
-        raise MgrError(f"{path}: expected a non-empty object {{item: [tokens]}}")
-    index = {iid: k for k, iid in enumerate(item_ids)}
-    by_id = all(key in index for key in data)
-    if not by_id and not all(key.isdigit() for key in data):
-        stray = next(k for k in data if k not in index)
-        raise MgrError(f"{path}: key {stray!r} is neither an item id of the dataset nor an index")
-    lengths = {len(v) for v in data.values() if isinstance(v, list)}
-    if len(lengths) != 1:
-        raise MgrError(f"{path}: every entry must be a list of the same length "
-                       f"(found lengths {sorted(lengths)})")
-    n_levels = lengths.pop()
-    codes = np.full((len(item_ids), n_levels), -1, dtype=np.int64)
-    prefixes: list[str] = [""] * n_levels
-    for key, toks in data.items():
-        row = index[key] if by_id else int(key)
-        if row >= len(item_ids):
-            raise MgrError(f"{path}: index {key} is beyond the dataset's {len(item_ids)} items; "
-                           "was it made for another dataset?")
-        for level, tok in enumerate(toks):
-            m = _TOKEN.match(str(tok))
-            if not m:
-                raise MgrError(f"{path}: item {key}: token {tok!r} is not of the form <x_N>")
-            prefixes[level] = prefixes[level] or m.group(1)
-            codes[row, level] = int(m.group(2))
-    missing = np.where(codes[:, 0] < 0)[0]
-    if len(missing):
-        raise MgrError(f"{path}: {len(missing)} of the dataset's {len(item_ids)} items have no "
-                       f"ID (e.g. {item_ids[missing[0]]!r}); was it made for another dataset?")
-    sizes = [int(codes[:, lv].max()) + 1 for lv in range(n_levels)]
-    return codes, sizes, {"joined_by": "item id" if by_id else "item index",
-                          "token_prefixes": prefixes}
+
+def as_codes(codes: Any, sizes: Sequence[int] | None, item_ids: Sequence[str] | None
+             ) -> tuple[np.ndarray, list[int]]:
+    """int64 codes [items, levels] and their codebook sizes (default: the largest code of
+    each level + 1), refusing other shapes and dtypes, negative or out-of-range codes."""
+    if hasattr(codes, "detach"):
+        codes = codes.detach().cpu().numpy()
+    c = np.asarray(codes)
+    if c.dtype.kind not in "iu":
+        raise ArtifactError(f"codes have dtype {c.dtype}; expected integers")
+    if c.ndim != 2 or 0 in c.shape:
+        raise ArtifactError(f"codes have shape {tuple(c.shape)}; expected a 2-d array "
+                            "[items, levels] with at least one item and one level")
+    c = c.astype(np.int64)
+    sizes = [int(c[:, lv].max()) + 1 for lv in range(c.shape[1])] if sizes is None else list(sizes)
+    if len(sizes) != c.shape[1] or any(int(k) < 1 for k in sizes):
+        raise ArtifactError(f"{len(sizes)} codebook sizes for {c.shape[1]} levels; give one "
+                            "positive size per level")
+    bad = np.argwhere((c < 0) | (c >= np.array(sizes)))
+    if len(bad):
+        r, lv = (int(v) for v in bad[0])
+        who = f"item {str(item_ids[r])!r}" if item_ids is not None and r < len(item_ids) else f"row {r}"
+        raise ArtifactError(f"{len(bad)} codes are out of range (e.g. {who}, level {lv + 1}: "
+                            f"{c[r, lv]}, not in 0..{sizes[lv] - 1})")
+    return c, [int(k) for k in sizes]
+
+
+def save_ids(path: Path | str, item_ids: Sequence[str], codes: Any, *, modality: str,
+             method: str = "import", codebook_sizes: Sequence[int] | None = None,
+             dedup: str = "never", meta: dict | None = None,
+             provenance: Provenance | None = None, inputs: Iterable[Input] = (),
+             sources: Iterable[dict] = (), force: bool = False) -> dict:
+    """Write a semantic-ID artifact and its JSONL view beside it (each atomically); return
+    the artifact's header.
+
+    Row k of `codes` is item `item_ids[k]`; the rows must be in the item order of every
+    input that records one (checked). `codebook_sizes` defaults to each level's largest
+    code + 1. `dedup` appends a level that makes IDs unique (always, auto: only when some
+    collide, never). `meta` adds the producer's own facts, not the fields this writer owns."""
+    path = Path(path)
+    if dedup not in DEDUP:
+        raise ArtifactError(f"dedup must be one of {', '.join(DEDUP)}, got {dedup!r}")
+    if not isinstance(modality, str) or not modality:
+        raise ArtifactError("modality must be a non-empty name (text, image, fused, ...)")
+    clash = sorted(set(meta or {}) & set(OWNED))
+    if clash:
+        raise ArtifactError(f"meta may not set {', '.join(clash)}: save_ids writes them")
+    check_output(path, force)
+    check_output(view_path(path), force)
+    codes, sizes = as_codes(codes, codebook_sizes, item_ids)
+    if len(item_ids) != len(codes):
+        raise ArtifactError(f"{len(item_ids)} item ids for {len(codes)} rows of codes; "
+                            "give one row per item")
+    inputs = list(inputs)
+    facts = item_facts(item_ids, inputs)
+    codes, sizes, coll = with_unique_level(codes, sizes, dedup)
+    head = {"modality": modality, "method": method, **coll, "levels": int(codes.shape[1]),
+            "codebook_sizes": sizes, **facts, "level_stats": level_stats(codes, sizes)}
+    prov = provenance or Provenance()
+    header = write_tensors(path, KIND, {TENSOR: codes}, provenance=prov, inputs=inputs,
+                           sources=sources, meta={**head, **(meta or {})}, force=force)
+    toks = tokens(codes)
+    write_jsonl(view_path(path), VIEW_KIND,
+                ({"item": k, "id": str(i), "codes": codes[k].tolist(), "tokens": toks[k]}
+                 for k, i in enumerate(item_ids)),
+                provenance=prov, inputs=[Input("ids", path, header)],
+                meta={"modality": modality}, force=force)
+    return header
+
+
+def load_ids(path: Path | str) -> tuple[np.ndarray, dict]:
+    """Read and verify a semantic-ID artifact: (codes [n_items, levels] int64, header)."""
+    header, tensors = read_tensors(path, KIND)
+    c = tensors.get(TENSOR)
+    if c is None or c.ndim != 2 or len(c) != header["meta"].get("n_items", len(c)):
+        raise ArtifactError(f"{path}: damaged semantic-ID artifact (no [items, levels] tensor "
+                            f"{TENSOR!r}); re-create it")
+    return c, header

@@ -1,6 +1,7 @@
 """`quantize`: embeddings in, one semantic ID per item out (by any method of
 `mgr_cli.quantize.methods.METHODS`: RQ-VAE, LETTER, residual or hierarchical k-means,
-or a plugin's), plus `--import`/`--export` of IDs made by other tokenizers."""
+or a plugin's). IDs made by other tokenizers come in and go out through
+`mgr_cli.quantize.exchange` (`mgr ids import`, `mgr ids export`)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import numpy as np
 import torch
 
 from mgr_cli.artifacts import (ArtifactError, Input, Provenance, check_output, find_ancestor,
-                               read_header, read_tensors, source_entry, write_jsonl, write_tensors)
+                               source_entry)
 from mgr_cli.data import load_dataset
 from mgr_cli.errors import MgrError
-from mgr_cli.quantize import ids as sid
+from mgr_cli.quantize.ids import load_ids, save_ids, view_path
 from mgr_cli.quantize.methods import METHODS, SHARED_FIELDS, _standardise
 
 
@@ -54,13 +55,6 @@ class QuantizeConfig:
                   (self.alpha >= 0 and self.gamma >= 0, "--alpha and --gamma must not be negative"),
                   (self.clusters >= 2, "--clusters must be at least 2")]
         return [msg for ok, msg in checks if not ok]
-
-
-def view_path(out: Path) -> Path:
-    """The readable JSONL view written beside a semantic-ID artifact."""
-    stem = out.name.rsplit(".", 1)[0]
-    stem = stem[:-4] if stem.endswith(".ids") else stem  # text.ids.safetensors -> text.ids.jsonl
-    return out.with_name(stem + ".ids.jsonl")
 
 
 def dataset_of(path: Path, header: dict, dataset: Path | None) -> Path:
@@ -113,33 +107,6 @@ def _checked_codes(codes, n: int, cfg: QuantizeConfig) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def _finish(codes: np.ndarray, sizes: list[int], dedup: str) -> tuple[np.ndarray, list[int], dict]:
-    before = sid.collision_rate(codes)
-    added = dedup == "always" or (dedup == "auto" and before > 0)
-    if added:
-        codes, extra = sid.add_dedup_level(codes)
-        sizes = sizes + [extra]
-    return codes, sizes, {"collision_rate_before": round(before, 6),
-                          "collision_rate_after": round(sid.collision_rate(codes), 6),
-                          "dedup_level": added}
-
-
-def _write(out: Path, codes: np.ndarray, sizes: list[int], meta: dict, ds, ds_path: Path,
-           inputs: list[Input], prov: Provenance, force: bool, sources: list[dict] = ()) -> dict:
-    meta = {**meta, "levels": codes.shape[1], "codebook_sizes": sizes, "n_items": len(codes),
-            "dataset": ds.name, "item_ids_hash": read_header(ds_path)["meta"]["item_ids_hash"],
-            "level_stats": sid.level_stats(codes, sizes)}
-    header = write_tensors(out, sid.KIND, {"codes": codes}, provenance=prov, inputs=inputs,
-                           sources=sources, meta=meta, force=force)
-    toks = sid.tokens(codes)
-    write_jsonl(view_path(out), sid.VIEW_KIND,
-                ({"item": i, "id": it.id, "codes": codes[i].tolist(), "tokens": toks[i]}
-                 for i, it in enumerate(ds.items)),
-                provenance=prov, inputs=[Input("ids", out, header)],
-                meta={"modality": meta["modality"]}, force=force)
-    return header
-
-
 def quantize(embeddings: Path | str, out: Path | str, cfg: QuantizeConfig, *,
              dataset: Path | None = None, collab: Path | str | None = None,
              command: str = "python API", force: bool = False,
@@ -148,7 +115,7 @@ def quantize(embeddings: Path | str, out: Path | str, cfg: QuantizeConfig, *,
     LETTER (`cfg.method == "letter"`) also needs `collab`: an embeddings artifact of
     collaborative item vectors (e.g. `mgr sasrec embed`) of the same dataset."""
     from mgr_cli.artifacts import require_agreement
-    from mgr_cli.encoders.embed import load_embeddings
+    from mgr_cli.encoders import load_embeddings
 
     if cfg.problems():
         raise MgrError("; ".join(cfg.problems()))
@@ -178,15 +145,15 @@ def quantize(embeddings: Path | str, out: Path | str, cfg: QuantizeConfig, *,
         f"{cfg.method} ({cfg.levels} x {cfg.codebook_size})")
     codes, info = _encode(x, cfg, log, collab=cx)
     timing = {"training_seconds": info.pop("seconds")} if "seconds" in info else {}
-    codes, sizes, coll = _finish(codes, [cfg.codebook_size] * cfg.levels, cfg.dedup)
-    meta = {"modality": eh["meta"]["modality"], "method": cfg.method, **coll, "training": info,
-            "standin": eh["meta"].get("standin", False)}
+    meta = {"training": info, "standin": eh["meta"].get("standin", False)}
     plugin = METHODS.origins.get(method.name)  # a plugin's method: its file is a hashed source
     if plugin is not None:
         meta["method_plugin"] = str(plugin)
-    return _write(out, codes, sizes, meta, ds, ds_path, inputs,
-                  Provenance(command, config, timing), force,
-                  sources=[source_entry(plugin)] if plugin is not None else [])
+    return save_ids(out, [it.id for it in ds.items], codes, modality=eh["meta"]["modality"],
+                    method=cfg.method, codebook_sizes=[cfg.codebook_size] * cfg.levels,
+                    dedup=cfg.dedup, meta=meta, provenance=Provenance(command, config, timing),
+                    inputs=inputs, sources=[source_entry(plugin)] if plugin is not None else [],
+                    force=force)
 
 
 def recorded_config(cfg: QuantizeConfig, method) -> dict:
@@ -199,30 +166,5 @@ def recorded_config(cfg: QuantizeConfig, method) -> dict:
     return {k: v for k, v in full.items() if k in SHARED_FIELDS or k in method.reads}
 
 
-def import_ids(json_path: Path | str, dataset: Path | str, out: Path | str, *, modality: str,
-               dedup: str = "auto", command: str = "python API", force: bool = False) -> dict:
-    """Semantic IDs made elsewhere (LC-Rec/LETTER/MQL4GRec JSON) as an mgr artifact."""
-    out, dataset = Path(out), Path(dataset)
-    check_output(out, force)
-    check_output(view_path(out), force)
-    ds, dh = load_dataset(dataset)
-    codes, sizes, how = sid.import_lcrec(Path(json_path), [it.id for it in ds.items])
-    codes, sizes, coll = _finish(codes, sizes, dedup)
-    meta = {"modality": modality, "method": "import", "imported_from": str(Path(json_path).resolve()),
-            **how, **coll}
-    prov = Provenance(command, {"import": str(json_path), "modality": modality, "dedup": dedup})
-    return _write(out, codes, sizes, meta, ds, dataset, [Input("dataset", dataset, dh)], prov,
-                  force, sources=[source_entry(Path(json_path))])
-
-
-def load_ids(path: Path | str) -> tuple[np.ndarray, dict]:
-    header, tensors = read_tensors(path, sid.KIND)
-    return tensors["codes"], header
-
-
-def export_ids(path: Path | str, json_out: Path | str, force: bool = False) -> int:
-    codes, _ = load_ids(path)
-    check_output(Path(json_out), force)
-    sid.export_lcrec(codes, Path(json_out))
-    return len(codes)
-
+__all__ = ["QuantizeConfig", "quantize", "recorded_config", "load_ids", "save_ids", "view_path",
+           "dataset_of"]

@@ -214,22 +214,19 @@ def export_item_embeddings(run_dir: Path | str, dataset: Path | str, out: Path |
                            command: str = "python API", force: bool = False) -> dict:
     """SASRec's item embedding table (padding row dropped, dataset item order) as an
     embeddings artifact of modality "collab"."""
-    from mgr_cli.artifacts import write_tensors
-    from mgr_cli.encoders.embed import KIND
+    from mgr_cli.encoders import save_embeddings
 
     run_dir, out = Path(run_dir), Path(out)
     check_output(out, force)
     model, run, ds, dh = _load_run(run_dir, dataset, torch.device("cpu"))
     emb = model.items.weight[1:].detach().float().numpy()
-    meta = {"modality": "collab", "dim": int(emb.shape[1]), "n_items": len(ds.items),
-            "dataset": ds.name, "item_ids_hash": dh["meta"]["item_ids_hash"],
-            "encoders": {"collab": {"name": "sasrec", "run": str(run_dir), "standin": False,
-                                    "best_epoch": run["meta"].get("best_epoch")}},
-            "normalized": False, "fusion": None, "standin": False, "blank_images": 0}
-    return write_tensors(out, KIND, {"embeddings": emb},
-                         provenance=Provenance(command, {"run": str(run_dir)}),
-                         inputs=[Input("run", run_dir / "run.jsonl", run),
-                                 Input("dataset", Path(dataset), dh)], meta=meta, force=force)
+    encoder = {"name": "sasrec", "run": str(run_dir), "standin": False,
+               "best_epoch": run["meta"].get("best_epoch")}
+    return save_embeddings(out, [it.id for it in ds.items], emb, modality="collab",
+                           encoders={"collab": encoder}, normalized=False,
+                           provenance=Provenance(command, {"run": str(run_dir)}),
+                           inputs=[Input("run", run_dir / "run.jsonl", run),
+                                   Input("dataset", Path(dataset), dh)], force=force)
 
 
 def evaluate_sasrec(run_dir: Path | str, dataset: Path | str, out_dir: Path | str, *,

@@ -56,9 +56,9 @@ def test_embed_quantize_ami(tiny_dataset, tmp_path):
     assert lineage[:3] == ["artifact", "embeddings", "dataset"]
     r = mgr("analyze-ami", tmp_path / "text.ids.st", tmp_path / "image.ids.st", "--format", "markdown")
     assert r.exit_code == 0 and r.stdout.startswith("**AMI of semantic IDs (first level)**")
-    r = mgr("quantize", tmp_path / "text.ids.st", "--export", tmp_path / "t.json")
+    r = mgr("ids", "export", tmp_path / "text.ids.st", "-o", tmp_path / "t.json")
     assert r.exit_code == 0 and len(json.loads((tmp_path / "t.json").read_text())) == 6
-    r = mgr("quantize", "--import", tmp_path / "t.json", "--dataset", tiny_dataset, "--modality",
+    r = mgr("ids", "import", tmp_path / "t.json", "--dataset", tiny_dataset, "--modality",
             "text", "-o", tmp_path / "imported.st")
     assert r.exit_code == 0, r.output
     np.testing.assert_array_equal(load_ids(tmp_path / "imported.st")[0], load_ids(tmp_path / "text.ids.st")[0])
@@ -70,8 +70,10 @@ def test_one_line_errors(tiny_dataset, tmp_path):
     r = mgr("quantize", tiny_dataset, "-o", tmp_path / "x.st")
     assert r.exit_code == 1
     assert r.stderr == f"Error: {tiny_dataset}: is a 'dataset' artifact, expected 'embeddings'\n"
+    r = mgr("ids", "import", tmp_path / "none.json", "-o", tmp_path / "x.st")
+    assert r.exit_code == 2 and "Missing option '--dataset'" in r.stderr
     r = mgr("quantize", "--import", tmp_path / "none.json", "-o", tmp_path / "x.st")
-    assert r.stderr == "Error: --import takes no SOURCE and needs --dataset and --modality\n"
+    assert r.exit_code == 2 and "No such option: --import" in r.stderr
     r = mgr("analyze-ami", tmp_path / "nothing.st")
     assert r.exit_code == 1 and r.stderr == f"Error: {tmp_path / 'nothing.st'}: no such file\n"
 

@@ -16,7 +16,8 @@ from mgr_cli.errors import MgrError
 from mgr_cli.quantize import ids as sid
 from mgr_cli.quantize.kmeans import kmeans
 from mgr_cli.quantize.rqvae import RQVAEConfig, train_rqvae
-from mgr_cli.quantize.stage import QuantizeConfig, export_ids, import_ids, load_ids, quantize, view_path
+from mgr_cli.quantize.exchange import export_ids, import_ids
+from mgr_cli.quantize.stage import QuantizeConfig, load_ids, quantize, view_path
 
 
 def blobs(n=600, d=32, k=8, seed=0):
