@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from mgr_cli.errors import MgrError
+
+if TYPE_CHECKING:  # torch is imported where it is used: the evaluation writers need no torch
+    import torch
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ def from_env() -> Dist:
 
 def pick_device(name: str, dist: Dist) -> torch.device:
     """'auto' is CUDA (this rank's GPU) when present, else CPU."""
+    import torch
+
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
@@ -53,6 +56,8 @@ def pick_device(name: str, dist: Dist) -> torch.device:
 
 def init(device: torch.device) -> Dist:
     """Join the process group torchrun set up (no-op for a single process)."""
+    import torch
+
     d = from_env()
     if d.active and not torch.distributed.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
@@ -73,6 +78,8 @@ def shard(n: int, dist: Dist) -> range:
 
 def gather(obj: Any, dist: Dist) -> list[Any] | None:
     """Every rank's `obj` on rank 0 (in rank order); None elsewhere."""
+    import torch
+
     if not dist.active:
         return [obj]
     out = [None] * dist.world if dist.main else None
@@ -82,6 +89,8 @@ def gather(obj: Any, dist: Dist) -> list[Any] | None:
 
 def rank0_flag(flag: bool, dist: Dist, device: torch.device) -> bool:
     """Rank 0's `flag`, on every rank (so that all ranks take the same branch)."""
+    import torch
+
     if not dist.active:
         return flag
     t = torch.tensor([int(flag)], device=device)
@@ -91,6 +100,8 @@ def rank0_flag(flag: bool, dist: Dist, device: torch.device) -> bool:
 
 def any_flag(flag: bool, dist: Dist, device: torch.device) -> bool:
     """True on every rank when `flag` is true on any rank."""
+    import torch
+
     if not dist.active:
         return flag
     t = torch.tensor([int(flag)], device=device)
@@ -99,10 +110,14 @@ def any_flag(flag: bool, dist: Dist, device: torch.device) -> bool:
 
 
 def barrier(dist: Dist) -> None:
+    import torch
+
     if dist.active:
         torch.distributed.barrier()
 
 
 def finish(dist: Dist) -> None:
+    import torch
+
     if dist.active and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()

@@ -42,10 +42,11 @@ def evaluate_cmd(
     plugin: Optional[List[Path]] = plugin_option(),
 ) -> None:
     """Rank all items for each user; MRR, NDCG@5/10/20, Hits@1/5/10/20 on stdout as JSON."""
-    from mgr_cli.decoding.evaluate import evaluate, overlap
+    from mgr_cli.decoding.evaluate import evaluate
+    from mgr_cli.evaluation.compare import overlap
 
     if table:
-        from mgr_cli.decoding.evaluate import metrics_table
+        from mgr_cli.evaluation.compare import metrics_table
 
         print(metrics_table(table))
         return

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mgr_cli.artifacts import Input, check_output, sha256_file
-from mgr_cli.decoding.evaluate import PartWriter, finish, select_rows
+from mgr_cli.evaluation.predictions import PartWriter, finish, select_rows
 from mgr_cli.errors import MgrError
 
 

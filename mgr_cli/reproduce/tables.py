@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from mgr_cli.artifacts import read_jsonl
-from mgr_cli.decoding.evaluate import hit_overlap, predictions_by_user, top1_agreement
+from mgr_cli.evaluation.compare import hit_overlap, predictions_by_user, top1_agreement
 from mgr_cli.errors import MgrError
 from mgr_cli.reproduce.paper import ABLATION, ROWS
 

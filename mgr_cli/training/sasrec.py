@@ -24,8 +24,8 @@ import torch
 from mgr_cli import distributed
 from mgr_cli.artifacts import Input, Provenance, check_output, read_header, write_jsonl
 from mgr_cli.data import Dataset, load_dataset
-from mgr_cli.decoding.evaluate import PartWriter, finish, select_rows
-from mgr_cli.decoding.metrics import Mean, user_metrics, validation_rows
+from mgr_cli.evaluation.predictions import PartWriter, finish, select_rows
+from mgr_cli.evaluation.metrics import Mean, user_metrics, validation_rows
 from mgr_cli.errors import MgrError
 from mgr_cli.models.sasrec import SASRec, SASRecConfig
 from mgr_cli.training import loop

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from mgr_cli.artifacts import Input, Provenance, read_header, sha256_file, write_jsonl
-from mgr_cli.decoding.metrics import Mean, user_metrics, validation_rows
+from mgr_cli.evaluation.metrics import Mean, user_metrics, validation_rows
 from mgr_cli.decoding.rank import rank_examples
 from mgr_cli.errors import MgrError
 from mgr_cli.models.dropout import use_fast_dropout

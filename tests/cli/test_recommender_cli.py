@@ -73,7 +73,7 @@ def test_every_layout_end_to_end(tiny_dataset, ids, tmp_path):
     cmp = json.loads(r.stdout)
     assert cmp["users"] == 6 and 0 <= cmp["top1_agreement"] <= 1 and cmp["top20_overlap"] == pytest.approx(6 / 20)
     # one definition of Table 2's overlap: the command and the report agree
-    from mgr_cli.decoding.evaluate import hit_overlap, predictions_by_user
+    from mgr_cli.evaluation.compare import hit_overlap, predictions_by_user
 
     pa, pb = (predictions_by_user(tmp_path / f"eval-{m}" / "predictions.jsonl") for m in ("tiger", "ef"))
     assert cmp["hit_overlap@5"] == hit_overlap(pa, pb)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from mgr_cli.artifacts import read_jsonl
-from mgr_cli.decoding.metrics import Coverage, Mean
+from mgr_cli.evaluation.metrics import Coverage, Mean
 from mgr_cli.decoding.baselines import evaluate_popular, popular_items
 from mgr_cli.errors import MgrError
 
@@ -55,7 +55,7 @@ def test_popular_baseline_writes_an_evaluation(tiny_dataset, tmp_path):
 
 
 def test_metrics_table_shows_errors_and_coverage(tiny_dataset, tmp_path):
-    from mgr_cli.decoding.evaluate import metrics_table
+    from mgr_cli.evaluation.compare import metrics_table
 
     evaluate_popular(tiny_dataset, tmp_path / "pop", k=3)
     table = metrics_table([tmp_path / "pop" / "metrics.jsonl"]).splitlines()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mgr_cli.decoding.beam import PrefixTree, beam_search, ranked_items
-from mgr_cli.decoding.metrics import Mean, user_metrics
+from mgr_cli.evaluation.metrics import Mean, user_metrics
 from mgr_cli.decoding.t5step import T5Decoder
 from mgr_cli.models.t5 import ModelConfig, build_model
 
@@ -174,7 +174,7 @@ def test_metrics_by_hand():
 
 
 def test_validation_rows_are_a_seeded_sample():
-    from mgr_cli.decoding.metrics import validation_rows
+    from mgr_cli.evaluation.metrics import validation_rows
 
     assert validation_rows(5, 10, 0) == [0, 1, 2, 3, 4]
     rows = validation_rows(1000, 50, 3)

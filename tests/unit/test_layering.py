@@ -10,10 +10,12 @@ import sys
 
 from conftest import REPO
 
-# earlier packages never import later ones (decoding comes before training: training
-# validates by decoding, decoding never needs a trainer)
+# earlier packages never import later ones (evaluation, the metrics and the predictions
+# artifacts, comes before decoding and training: both rank users and write or validate
+# with the same metrics; decoding comes before training: training validates by
+# decoding, decoding never needs a trainer)
 ORDER = ["errors", "registry", "distributed", "artifacts", "data", "encoders", "quantize", "analysis",
-         "tokens", "models", "decoding", "training", "reproduce", "cli"]
+         "tokens", "models", "evaluation", "decoding", "training", "reproduce", "cli"]
 
 
 def _imports(path):
@@ -46,5 +48,13 @@ def test_no_package_imports_a_later_one():
 def test_importing_the_library_pulls_in_no_command_line():
     code = ("import sys, mgr_cli, mgr_cli.data, mgr_cli.artifacts; "
             "print(sorted(m for m in sys.modules if m.startswith(('mgr_cli.cli', 'typer', 'rich'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_evaluation_and_reports_import_no_torch():
+    """Reports and comparisons read artifacts only: no torch, no decoders."""
+    code = ("import sys, mgr_cli.evaluation, mgr_cli.reproduce.tables; "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('mgr_cli.decoding')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

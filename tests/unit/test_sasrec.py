@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from mgr_cli.artifacts import read_jsonl
 from mgr_cli.cli import app
 from mgr_cli.data import load_dataset
-from mgr_cli.decoding.metrics import Mean, user_metrics
+from mgr_cli.evaluation.metrics import Mean, user_metrics
 from mgr_cli.models.sasrec import SASRec, SASRecConfig
 
 runner = CliRunner()
