@@ -34,4 +34,4 @@ time .venv/bin/torchrun --standalone --nproc_per_node="$NGPU" -m mgr_cli train "
 time $MGR evaluate "$OUT/run1" "$OUT/lfpp.tok" -o "$OUT/eval1" --device cuda --force
 time .venv/bin/torchrun --standalone --nproc_per_node="$NGPU" -m mgr_cli evaluate "$OUT/run1" "$OUT/lfpp.tok" \
   -o "$OUT/evalN" --force
-$MGR evaluate --table "$OUT/eval1/metrics.jsonl" --table "$OUT/evalN/metrics.jsonl"
+$MGR table "$OUT/eval1/metrics.jsonl" "$OUT/evalN/metrics.jsonl"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole pipeline on the generated demo catalogue: what `make demo` runs.
-#   demo-data -> prepare -> embed (text, image, fused) -> quantize -> analyze-ami
+#   demo-data -> prepare -> embed (text, image) -> fuse -> quantize -> analyze-ami
 #   -> tokenize / [align] / train / evaluate: TIGER(text), TIGER(image), MGR-EF, MGR-LF, MGR-LF++
 #   -> random, most popular, and the oracle (the simulation's own rules: the ceiling)
 # The same commands a user runs on real data, with the budget of one profile ($CONFIG).
@@ -48,9 +48,8 @@ ids() {  # MODALITY: embed and quantize one modality
 text_ids() { ids text; }
 image_ids() { ids image; }
 fused_ids() {  # --fusion auto: concatenation, as the stand-ins do not share one space
-  step embed-fused "$I/fused.emb.safetensors" $MGR embed --modality fused --fusion auto \
-    --from-text "$I/text.emb.safetensors" --from-image "$I/image.emb.safetensors" \
-    -o "$I/fused.emb.safetensors"
+  step fuse "$I/fused.emb.safetensors" $MGR fuse "$I/text.emb.safetensors" \
+    "$I/image.emb.safetensors" -o "$I/fused.emb.safetensors" --fusion auto
   step quantize-fused "$I/fused.ids.safetensors" \
     $MGR quantize "$I/fused.emb.safetensors" -o "$I/fused.ids.safetensors" "${C[@]}"
 }
@@ -97,9 +96,9 @@ lanes "tiger_text mgr_ef mgr_lf" "tiger_image mgr_lfpp"
 
 TABLE=()
 for r in random popular tiger-text tiger-image mgr-ef mgr-lf mgr-lfpp oracle; do
-  TABLE+=(--table "$OUT/eval/$r/metrics.jsonl")
+  TABLE+=("$OUT/eval/$r/metrics.jsonl")
 done
-$MGR evaluate "${TABLE[@]}" > "$OUT/table5.md"
+$MGR table "${TABLE[@]}" > "$OUT/table5.md"
 echo
 echo "Table 1: agreement (AMI) of the first-level IDs of each modality"
 cat "$OUT/table1.md"

@@ -21,8 +21,8 @@ else
 fi
 $MGR embed "$DATASET" -o "$OUT/text.emb.safetensors" --modality text "${ENC[@]}" --force
 $MGR embed "$DATASET" -o "$OUT/image.emb.safetensors" --modality image "${ENC[@]}" --force
-$MGR embed --modality fused --fusion $FUSION --from-text "$OUT/text.emb.safetensors" \
-  --from-image "$OUT/image.emb.safetensors" -o "$OUT/fused.emb.safetensors" --force
+$MGR fuse "$OUT/text.emb.safetensors" "$OUT/image.emb.safetensors" \
+  -o "$OUT/fused.emb.safetensors" --fusion $FUSION --force
 for m in text image fused; do
   $MGR quantize "$OUT/$m.emb.safetensors" -o "$OUT/$m.ids.safetensors" --seed 0 --force
 done

@@ -135,7 +135,7 @@ $(PB)/%/text.emb.safetensors: $(PB)/%/dataset.jsonl
 $(PB)/%/image.emb.safetensors: $(PB)/%/dataset.jsonl
 	$(MGR) embed $< -o $@ --modality image $(ENC) --force
 $(PB)/%/fused.emb.safetensors: $(PB)/%/text.emb.safetensors $(PB)/%/image.emb.safetensors
-	$(MGR) embed --modality fused --fusion $(FUSION) --from-text $< --from-image $(word 2,$^) -o $@ --force
+	$(MGR) fuse $< $(word 2,$^) -o $@ --fusion $(FUSION) --force
 $(PB)/%/textlm.emb.safetensors: $(PB)/%/dataset.jsonl
 	$(MGR) embed $< -o $@ --modality text --text-model $(TEXT_LM) --pooling $(TEXT_LM_POOLING) --force
 

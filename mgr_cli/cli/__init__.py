@@ -9,7 +9,8 @@ from mgr_cli.cli.analyze import ami_cmd
 from mgr_cli.cli.demo import demo_cmd
 from mgr_cli.cli.embed import embed_cmd
 from mgr_cli.cli.embeddings import app as embeddings_app
-from mgr_cli.cli.evaluate import evaluate_cmd
+from mgr_cli.cli.evaluate import compare_cmd, evaluate_cmd, table_cmd
+from mgr_cli.cli.fuse import fuse_cmd
 from mgr_cli.cli.ids import app as ids_app
 from mgr_cli.cli.inspect import inspect_cmd
 from mgr_cli.cli.popular import oracle_cmd, popular_cmd, random_cmd
@@ -47,12 +48,15 @@ app.command("inspect")(inspect_cmd)
 app.command("demo-data")(demo_cmd)
 app.command("demo-oracle")(oracle_cmd)
 app.command("embed")(embed_cmd)
+app.command("fuse")(fuse_cmd)
 app.command("quantize")(quantize_cmd)
 app.command("analyze-ami")(ami_cmd)
 app.command("tokenize")(tokenize_cmd)
 app.command("align")(align_cmd)
 app.command("train")(train_cmd)
 app.command("evaluate")(evaluate_cmd)
+app.command("compare")(compare_cmd)
+app.command("table")(table_cmd)
 app.command("recommend")(recommend_cmd)
 app.command("popular")(popular_cmd)
 app.command("random")(random_cmd)

@@ -15,7 +15,7 @@ from typing import List, Optional
 
 import typer
 
-from mgr_cli.cli.common import console, handle_errors, log
+from mgr_cli.cli.common import choice, console, handle_errors, log
 from mgr_cli.errors import MgrError
 
 
@@ -44,7 +44,7 @@ def ami_cmd(
     field: Optional[List[str]] = typer.Option(None, "--field", help="Dataset category field to compare with (repeatable)."),
     level: Optional[int] = typer.Option(None, help="Compare the code at this level (1 = first)."),
     prefix: Optional[int] = typer.Option(None, help="Compare the first N levels together."),
-    fmt: str = typer.Option("json", "--format", help="stdout format: json or markdown."),
+    fmt: str = typer.Option("json", "--format", callback=choice(("json", "markdown")), help="stdout format: json or markdown."),
     sheet: Optional[Path] = typer.Option(None, help="Write Figure 4's contact sheet (PNG); needs --text and --image."),
     pivot: Optional[str] = typer.Option(None, help="Pivot item id for --sheet (default: drawn with --seed)."),
     seed: int = typer.Option(0, help="Seed for the default pivot."),
@@ -57,8 +57,6 @@ def ami_cmd(
     from mgr_cli.data import load_dataset
     from mgr_cli.quantize.stage import dataset_of, load_ids
 
-    if fmt not in ("json", "markdown"):
-        raise MgrError(f"--format must be json or markdown, got {fmt!r}")
     named = _named(ids, text, image, fused)
     if not named:
         raise MgrError("give semantic-ID artifacts (positional, or --text/--image/--fused)")

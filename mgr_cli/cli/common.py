@@ -175,7 +175,9 @@ def plugin_option():
 
 def choice(registry):
     """A callback checking a str option against a registry's keys after the plugins are
-    loaded: an unknown name exits 2 with typer's `Invalid value` line listing them."""
+    loaded, or against a fixed tuple of names (`choice(("test", "valid"))`): an unknown
+    name exits 2 with typer's `Invalid value` line listing them. The value stays a plain
+    str, so a --config profile can set it and the library needs no Enum."""
 
     def check(value):
         if value is not None and value not in registry:

@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from mgr_cli.cli.common import command_line, handle_errors, log
+from mgr_cli.cli.common import choice, command_line, handle_errors, log
 
 app = typer.Typer(help="Embeddings made elsewhere, in and out: .npy (+ item ids), .npz, "
                        ".safetensors, CSV.", no_args_is_help=True)
@@ -26,7 +26,7 @@ def embeddings_import(
     ctx: typer.Context,
     source: Path = typer.Argument(..., help="Vectors: .npy (with --ids), .npz, .safetensors or .csv (item_id,v0,v1,...)."),
     dataset: Path = typer.Option(..., help="The prepared dataset (mgr prepare) whose items the vectors are for."),
-    modality: str = typer.Option(..., help="text, image, fused, or collab (collaborative, for quantize --method letter --collab)."),
+    modality: str = typer.Option(..., callback=choice(("text", "image", "fused", "collab")), help="text, image, fused, or collab (collaborative, for quantize --method letter --collab)."),
     out: Path = typer.Option(..., "--out", "-o", help="Embeddings artifact to write (.safetensors)."),
     ids: Optional[Path] = typer.Option(None, help="Item ids of SOURCE's rows: a text file (one per line) or a CSV (column --ids-column)."),
     ids_column: str = typer.Option("item_id", help="The column of a CSV --ids file that holds the item ids."),

@@ -1,8 +1,10 @@
 """mgr evaluate: constrained beam search over all items; metrics and predictions.
+mgr compare and mgr table read what it wrote.
 
     mgr evaluate runs/lfpp lfpp.tok.safetensors -o eval/lfpp
     mgr evaluate runs/lf lf.tok.safetensors -o eval/lf-text --modalities text     # Table 3
-    mgr evaluate --compare eval/text/predictions.jsonl eval/ef/predictions.jsonl # Table 2
+    mgr compare eval/text/predictions.jsonl eval/ef/predictions.jsonl           # Table 2
+    mgr table eval/tiger-text/metrics.jsonl eval/lfpp/metrics.jsonl              # markdown
     torchrun --standalone --nproc_per_node=4 -m mgr_cli evaluate runs/lfpp lfpp.tok.safetensors -o eval/lfpp
 """
 
@@ -10,21 +12,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import typer
 
-from mgr_cli.cli.common import command_line, config_option, console, handle_errors, plugin_option
+from mgr_cli.cli.common import (choice, command_line, config_option, console, handle_errors,
+                                plugin_option)
 from mgr_cli.errors import MgrError
+
+SPLITS = ("test", "valid")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @handle_errors
 def evaluate_cmd(
     ctx: typer.Context,
-    run: Optional[Path] = typer.Argument(None, help="Run folder from mgr train."),
-    tokenized: Optional[Path] = typer.Argument(None, help="Tokenized artifact the run was trained on."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for metrics.jsonl and predictions.jsonl."),
-    split: str = typer.Option("test", help="test or valid."),
+    run: Path = typer.Argument(..., help="Run folder from mgr train."),
+    tokenized: Path = typer.Argument(..., help="Tokenized artifact the run was trained on."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for metrics.jsonl and predictions.jsonl."),
+    split: str = typer.Option("test", callback=choice(SPLITS), help="test or valid."),
     beams: int = typer.Option(20, help="Beam width."),
     top_k: int = typer.Option(20, help="Items kept per user."),
     batch_size: int = typer.Option(64, help="Users decoded together."),
@@ -34,29 +40,14 @@ def evaluate_cmd(
     sample: Optional[int] = typer.Option(None, help="A seeded random sample of N users (the same users for every model of a dataset)."),
     seed: int = typer.Option(0, help="Seed of --sample."),
     device: str = typer.Option("auto", help="auto, cpu, cuda."),
-    precision: str = typer.Option("auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 (faster on CPUs with AMX; scores differ by ~1e-3)."),
-    compare: Optional[Tuple[Path, Path]] = typer.Option(None, help="Two predictions files: their overlap (Table 2)."),
-    table: Optional[List[Path]] = typer.Option(None, help="A metrics.jsonl file (repeat the flag): print them all as one markdown table."),
+    precision: str = typer.Option("auto", callback=choice(PRECISIONS), help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 (faster on CPUs with AMX; scores differ by ~1e-3)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     config: Optional[Path] = config_option(),
     plugin: Optional[List[Path]] = plugin_option(),
 ) -> None:
     """Rank all items for each user; MRR, NDCG@5/10/20, Hits@1/5/10/20 on stdout as JSON."""
     from mgr_cli.decoding.evaluate import evaluate
-    from mgr_cli.evaluation.compare import overlap
 
-    if table:
-        from mgr_cli.evaluation.compare import metrics_table
-
-        print(metrics_table(table))
-        return
-    if compare:
-        print(json.dumps(overlap(compare[0], compare[1], top_k)))
-        return
-    if run is None or tokenized is None or out is None:
-        raise MgrError("give RUN, TOKENIZED and --out (or --compare A B)")
-    if split not in ("test", "valid"):
-        raise MgrError(f"--split must be test or valid, got {split!r}")
     for option, value in (("--batch-size", batch_size), ("--limit", limit)):
         if value is not None and value < 1:
             raise MgrError(f"{option} must be at least 1, got {value}")
@@ -72,3 +63,28 @@ def evaluate_cmd(
                         + f"; {meta['distinct_top1']} distinct top-1 items, top-{top_k} lists cover "
                         f"{meta[f'coverage@{top_k}']:.1%} of the items")
         print(json.dumps({"users": meta["users"], **m}))
+
+
+@handle_errors
+def compare_cmd(
+    a: Path = typer.Argument(..., metavar="A_PRED", help="A predictions.jsonl from mgr evaluate."),
+    b: Path = typer.Argument(..., metavar="B_PRED", help="Another one, of the same users."),
+    top_k: int = typer.Option(20, help="Length of the lists whose overlap is averaged."),
+) -> None:
+    """Agreement of two models' predictions (Table 2) on stdout as JSON."""
+    from mgr_cli.evaluation.compare import overlap
+
+    if top_k < 1:
+        raise MgrError(f"--top-k must be at least 1, got {top_k}")
+    print(json.dumps(overlap(a, b, top_k)))
+
+
+@handle_errors
+def table_cmd(
+    metrics: List[Path] = typer.Argument(..., metavar="METRICS",
+                                         help="metrics.jsonl files (mgr evaluate, popular, random, sasrec evaluate)."),
+) -> None:
+    """One markdown table of metrics files, a row each (named by its folder), on stdout."""
+    from mgr_cli.evaluation.compare import metrics_table
+
+    print(metrics_table(metrics))

@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from mgr_cli.cli.common import command_line, handle_errors, log
+from mgr_cli.cli.common import choice, command_line, handle_errors, log
 from mgr_cli.errors import MgrError
 
 app = typer.Typer(help="Semantic IDs made elsewhere, in and out: LC-Rec JSON (LC-Rec, LETTER, "
@@ -42,7 +42,7 @@ def ids_import(
     modality: str = typer.Option(..., help="Modality of the IDs (text, image, fused, ...)."),
     out: Path = typer.Option(..., "--out", "-o", help="Semantic-ID artifact to write (.safetensors); a .ids.jsonl view goes beside it."),
     codebook_sizes: Optional[str] = typer.Option(None, help="Codes per level, e.g. 256,256,256 (default: the largest code of each level + 1); codes outside are refused."),
-    dedup: str = typer.Option("auto", help="Append a level making IDs unique: auto (only on collisions), always, never."),
+    dedup: str = typer.Option("auto", callback=choice(("auto", "always", "never")), help="Append a level making IDs unique: auto (only on collisions), always, never."),
     json_out: bool = typer.Option(False, "--json", help="Print the ID statistics as JSON on stdout."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
 ) -> None:

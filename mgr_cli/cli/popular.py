@@ -3,7 +3,7 @@
     mgr popular beauty.dataset.jsonl -o eval/popular
     mgr random beauty.dataset.jsonl -o eval/random
     mgr demo-oracle build/demo/raw/truth.json build/demo/dataset.jsonl -o eval/oracle
-    mgr evaluate --table eval/random/metrics.jsonl --table eval/popular/metrics.jsonl ...
+    mgr table eval/random/metrics.jsonl eval/popular/metrics.jsonl ...
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Optional
 
 import typer
 
-from mgr_cli.cli.common import command_line, config_option, console, handle_errors
+from mgr_cli.cli.common import choice, command_line, config_option, console, handle_errors
 
-SPLIT = typer.Option("test", help="test or valid.")
+SPLIT = typer.Option("test", callback=choice(("test", "valid")), help="test or valid.")
 TOP_K = typer.Option(20, help="Items kept per user.")
 SAMPLE = typer.Option(None, help="A seeded random sample of N users (as mgr evaluate --sample).")
 SEED = typer.Option(0, help="Seed of --sample (and of the random ranking).")

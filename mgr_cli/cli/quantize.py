@@ -36,7 +36,7 @@ def quantize_cmd(
     patience: int = typer.Option(15, help="Epochs without improvement before stopping."),
     lr: float = typer.Option(1e-3, help="RQ-VAE learning rate."),
     batch_size: int = typer.Option(0, help="RQ-VAE batch size (0: n_items/16 within 128..1024)."),
-    dedup: str = typer.Option("always", help="Append a level making IDs unique: always, auto (only on collisions), never."),
+    dedup: str = typer.Option("always", callback=choice(("always", "auto", "never")), help="Append a level making IDs unique: always, auto (only on collisions), never."),
     seed: int = typer.Option(0, help="Random seed."),
     collab: Optional[Path] = typer.Option(None, help="LETTER: collaborative item embeddings (an embeddings artifact, e.g. from `mgr sasrec embed`)."),
     alpha: float = typer.Option(0.02, help="LETTER: weight of the collaborative contrastive loss."),

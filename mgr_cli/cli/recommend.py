@@ -16,7 +16,7 @@ from typing import List, Optional
 
 import typer
 
-from mgr_cli.cli.common import handle_errors, log, plugin_option
+from mgr_cli.cli.common import choice, handle_errors, log, plugin_option
 from mgr_cli.errors import MgrError
 
 
@@ -39,7 +39,7 @@ def recommend_cmd(
     modalities: Optional[str] = typer.Option(None, help="Decode only these modalities' IDs (comma-separated)."),
     workers: int = typer.Option(0, help="CPU decoding threads (0: one per core, at least 16 users each)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda."),
-    precision: str = typer.Option("auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16."),
+    precision: str = typer.Option("auto", callback=choice(("auto", "fp32", "bf16")), help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16."),
     plugin: Optional[List[Path]] = plugin_option(),
 ) -> None:
     """Top-K items for each user history read from stdin, as JSON lines on stdout.

@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from mgr_cli.cli.common import command_line, config_option, console, handle_errors, log
+from mgr_cli.cli.common import choice, command_line, config_option, console, handle_errors, log
 
 app = typer.Typer(help="SASRec (Kang and McAuley 2018): train and evaluate the ID-based baseline.",
                   no_args_is_help=True)
@@ -62,7 +62,7 @@ def sasrec_evaluate(
     run: Path = typer.Argument(..., help="Run folder from mgr sasrec train."),
     dataset: Path = typer.Argument(..., help="The dataset it was trained on."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for metrics.jsonl and predictions.jsonl."),
-    split: str = typer.Option("test", help="test or valid."),
+    split: str = typer.Option("test", callback=choice(("test", "valid")), help="test or valid."),
     top_k: int = typer.Option(20, help="Items kept per user."),
     sample: Optional[int] = typer.Option(None, help="A seeded random sample of N users (as mgr evaluate --sample)."),
     seed: int = typer.Option(0, help="Seed of --sample."),
@@ -71,11 +71,8 @@ def sasrec_evaluate(
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
 ) -> None:
     """Rank ALL items for every user; the same metrics and files as mgr evaluate."""
-    from mgr_cli.errors import MgrError
     from mgr_cli.training.sasrec import evaluate_sasrec
 
-    if split not in ("test", "valid"):
-        raise MgrError(f"--split must be test or valid, got {split!r}")
     meta = evaluate_sasrec(run, dataset, out, split=split, k=top_k, device=device, sample=sample, seed=seed,
                            command=command_line(ctx), force=force)
     if meta is not None:

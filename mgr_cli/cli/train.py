@@ -14,7 +14,10 @@ from typing import List, Optional
 
 import typer
 
-from mgr_cli.cli.common import command_line, config_option, handle_errors, log, plugin_option
+from mgr_cli.cli.common import (choice, command_line, config_option, handle_errors, log,
+                                plugin_option)
+
+METRICS = ("mrr", "ndcg@5", "ndcg@10", "ndcg@20", "hits@1", "hits@5", "hits@10", "hits@20")
 
 
 def _run(task: str, ctx: typer.Context, tokenized: Path, out: Path, **kw) -> None:
@@ -50,7 +53,7 @@ def _options(task: str):
         eval_every: int = typer.Option(500, help="Validate and checkpoint every N steps."),
         eval_users: int = typer.Option(1000, help="Validation users decoded per evaluation."),
         eval_beams: int = typer.Option(20, help="Beams for validation decoding."),
-        metric: str = typer.Option("ndcg@10", help="Early-stopping metric (rec)."),
+        metric: str = typer.Option("ndcg@10", callback=choice(METRICS), help="Early-stopping metric (rec)."),
         patience: int = typer.Option(0, help="Stop after N evaluations without improvement (0: never)."),
         max_minutes: float = typer.Option(0.0, help="Stop (validate, keep the best model) once this much wall time has passed (0: no limit)."),
         layers: int = typer.Option(4, help="Encoder layers."),
@@ -62,7 +65,7 @@ def _options(task: str):
         dropout: float = typer.Option(0.1, help="Dropout."),
         seed: int = typer.Option(0, help="Random seed."),
         device: str = typer.Option("auto", help="auto, cpu, cuda."),
-        precision: str = typer.Option("auto", help="auto (bf16 autocast on CUDA), fp32, bf16."),
+        precision: str = typer.Option("auto", callback=choice(("auto", "fp32", "bf16")), help="auto (bf16 autocast on CUDA), fp32, bf16."),
         resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
         force: bool = typer.Option(False, "--force", help="Overwrite a finished run in OUT."),
         config: Optional[Path] = config_option(),

@@ -241,8 +241,8 @@ def embed(dataset: Path | str, out: Path | str, cfg: EmbedConfig, *, command: st
         log(f"fusing text and image by {cfg.fusion}")
         if cfg.fusion == "balanced" and dist.active:
             raise MgrError("--fusion balanced needs every item at once: embed text and image "
-                           "(under torchrun if you like), then fuse them with mgr embed "
-                           "--modality fused --fusion balanced --from-text T --from-image I")
+                           "(under torchrun if you like), then join them with "
+                           "mgr fuse TEXT_EMB IMAGE_EMB --fusion balanced")
     emb = _fuse(vecs, cfg)
     if cfg.normalize and cfg.fusion != "balanced":
         emb = torch.nn.functional.normalize(emb, dim=-1)

@@ -1,5 +1,5 @@
 """Comparing evaluations: Table 2's overlap of two models' predictions (ONE definition,
-used by `mgr evaluate --compare` and the paper's reports) and the markdown table of
+used by `mgr compare` and the paper's reports) and the markdown table of
 metrics files."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def predictions_by_user(path: Path | str) -> dict[str, dict]:
 def overlap(a: Path | str, b: Path | str, k: int = 20) -> dict:
     """Agreement of two prediction files on the same users: Table 2's Jaccard overlap of
     the users both get right (Hits@5), the share of users whose top prediction is the
-    same, and the mean overlap of the top-k lists. `mgr evaluate --compare` and the
+    same, and the mean overlap of the top-k lists. `mgr compare` and the
     Table 2 report both use these definitions."""
     pa, pb = predictions_by_user(a), predictions_by_user(b)
     common = [u for u in pa if u in pb]

@@ -90,7 +90,6 @@ CASES = [
     ("ids.txt", "a 1", [], "{p}: cannot import .txt; use LC-Rec JSON (.json) or CSV of item_id,c0,c1,... (.csv)"),
     ("sizes.csv", _rows(GOOD), ["--codebook-sizes", "3,x"],
      "--codebook-sizes must be positive integers, one per level (e.g. 256,256,256), got '3,x'"),
-    ("dedup.csv", _rows(GOOD), ["--dedup", "maybe"], "--dedup must be one of always, auto, never, got 'maybe'"),
 ]
 
 

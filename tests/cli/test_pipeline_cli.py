@@ -1,5 +1,5 @@
-"""The semantic-ID stages through the command line: embed -> quantize -> analyze-ami,
-their one-line errors, and embed under torchrun with two CPU processes."""
+"""The semantic-ID stages through the command line: embed -> fuse -> quantize ->
+analyze-ami, their one-line errors, and embed under torchrun with two CPU processes."""
 
 from __future__ import annotations
 
@@ -24,20 +24,21 @@ def mgr(*args):
 
 def test_embed_quantize_ami(tiny_dataset, tmp_path):
     for m in ("text", "image", "fused"):
-        r = mgr("embed", tiny_dataset, "-o", tmp_path / f"{m}.st", "--modality", m, *TINY)
+        if m == "fused":  # one tiny CLIP made both: auto is the mean of the two
+            r = mgr("fuse", tmp_path / "text.st", tmp_path / "image.st", "-o", tmp_path / "fused.st")
+        else:
+            r = mgr("embed", tiny_dataset, "-o", tmp_path / f"{m}.st", "--modality", m, *TINY)
         assert r.exit_code == 0, r.output
         r = mgr("quantize", tmp_path / f"{m}.st", "-o", tmp_path / f"{m}.ids.st", "--method",
                 "rkmeans", "--levels", 2, "--codebook-size", 3, "--json")
         assert r.exit_code == 0, r.output
         assert json.loads(r.stdout)["modality"] == m
     assert "collision rate" in r.stderr
-    r = mgr("embed", "--modality", "fused", "--from-text", tmp_path / "text.st", "--from-image",
-            tmp_path / "image.st", "-o", tmp_path / "refused.st")
-    assert r.exit_code == 0, r.output
-    np.testing.assert_allclose(load_embeddings(tmp_path / "refused.st")[0],
-                               load_embeddings(tmp_path / "fused.st")[0], atol=1e-6)
-    r = mgr("embed", "--modality", "fused", "--from-text", tmp_path / "image.st", "--from-image",
-            tmp_path / "image.st", "-o", tmp_path / "bad.st")
+    (t, _), (i, _), (f, fh) = (load_embeddings(tmp_path / f"{m}.st") for m in ("text", "image", "fused"))
+    mean = (t + i) / 2
+    np.testing.assert_allclose(f, mean / np.linalg.norm(mean, axis=1, keepdims=True), atol=1e-6)
+    assert fh["meta"]["fusion"] == "mean"
+    r = mgr("fuse", tmp_path / "image.st", tmp_path / "image.st", "-o", tmp_path / "bad.st")
     assert r.stderr == f"Error: {tmp_path / 'image.st'}: holds image embeddings, expected text\n"
     r = mgr("analyze-ami", "--text", tmp_path / "text.ids.st", "--image", tmp_path / "image.ids.st",
             "--fused", tmp_path / "fused.ids.st", "--field", "category", "--sheet", tmp_path / "f4.png",
@@ -66,7 +67,7 @@ def test_embed_quantize_ami(tiny_dataset, tmp_path):
 
 def test_one_line_errors(tiny_dataset, tmp_path):
     r = mgr("embed", tiny_dataset, "-o", tmp_path / "x.st", "--modality", "smell", *TINY)
-    assert r.exit_code == 1 and r.stderr == "Error: --modality must be one of text, image, fused\n"
+    assert r.exit_code == 2 and "Invalid value for '--modality': 'smell' is not one of 'text', 'image'." in r.stderr
     r = mgr("quantize", tiny_dataset, "-o", tmp_path / "x.st")
     assert r.exit_code == 1
     assert r.stderr == f"Error: {tiny_dataset}: is a 'dataset' artifact, expected 'embeddings'\n"
@@ -96,11 +97,11 @@ def test_analyze_ami_refuses_ids_of_different_datasets(tiny_dataset, generic_dir
 
 def test_embed_under_torchrun_matches_one_process(tiny_dataset, tmp_path):
     one = tmp_path / "one.st"
-    assert mgr("embed", tiny_dataset, "-o", one, "--modality", "fused", *TINY).exit_code == 0
+    assert mgr("embed", tiny_dataset, "-o", one, "--modality", "image", *TINY).exit_code == 0
     two = tmp_path / "two.st"
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                         "--nproc_per_node=2", "-m", "mgr_cli", "embed", str(tiny_dataset), "-o",
-                        str(two), "--modality", "fused", "--device", "cpu", *TINY],
+                        str(two), "--modality", "image", "--device", "cpu", *TINY],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     a, _ = load_embeddings(one)

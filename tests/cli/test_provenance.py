@@ -74,6 +74,8 @@ def test_embed_with_stand_ins_is_not_made_by_clip():
     from mgr_cli.cli.embed import _not_used
 
     skip = _not_used("image", None, "standin:efficientnet-lite0")
-    assert {"clip_model", "clip_pretrained", "text_model", "pooling", "fusion"} <= skip
+    assert {"clip_model", "clip_pretrained", "text_model", "pooling"} <= skip
     assert "image_model" not in skip and "image_weights" not in skip
-    assert {"clip_model", "clip_pretrained"} & _not_used("fused", "standin:minilm", None) == set()
+    skip = _not_used("text", "standin:minilm", None)
+    assert {"clip_model", "clip_pretrained", "image_model", "workers"} <= skip
+    assert {"text_model", "pooling"} & skip == set()

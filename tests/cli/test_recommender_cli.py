@@ -30,7 +30,10 @@ def ids(tiny_dataset, tmp_path):
     tiny = ["--clip-model", "mgr-tiny-clip", "--clip-pretrained", "none", "--workers", "0"]
     out = {}
     for m in ("text", "image", "fused"):
-        assert mgr("embed", tiny_dataset, "-o", tmp_path / f"{m}.st", "--modality", m, *tiny).exit_code == 0
+        if m == "fused":
+            assert mgr("fuse", tmp_path / "text.st", tmp_path / "image.st", "-o", tmp_path / "fused.st").exit_code == 0
+        else:
+            assert mgr("embed", tiny_dataset, "-o", tmp_path / f"{m}.st", "--modality", m, *tiny).exit_code == 0
         r = mgr("quantize", tmp_path / f"{m}.st", "-o", tmp_path / f"{m}.ids.st", "--method", "rkmeans",
                 "--levels", 2, "--codebook-size", 2)
         assert r.exit_code == 0, r.output
@@ -67,7 +70,7 @@ def test_every_layout_end_to_end(tiny_dataset, ids, tmp_path):
     assert r.exit_code == 0, r.output
     _, preds = read_jsonl(tmp_path / "eval-lf-text" / "predictions.jsonl", "predictions")
     assert len(preds) == 6 and preds[0]["items"]
-    r = mgr("evaluate", "--compare", tmp_path / "eval-tiger" / "predictions.jsonl",
+    r = mgr("compare", tmp_path / "eval-tiger" / "predictions.jsonl",
             tmp_path / "eval-ef" / "predictions.jsonl")
     assert r.exit_code == 0
     cmp = json.loads(r.stdout)
