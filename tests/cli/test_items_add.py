@@ -241,3 +241,21 @@ def test_force_replaces_the_folder_and_a_second_addition_extends_the_first(cat, 
     assert ext[12].tolist() == ext[8].tolist()[:2] + [1]  # the same image as n1: the next code
     r = mgr("recommend", cat / "run", out / "tok.safetensors", "--top-k", 3, input="a m1\n")
     assert r.exit_code == 0, r.output  # the run accepts an extension of an extension
+
+
+def test_as_a_subprocess_the_error_is_one_line_on_stderr(cat, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    taken = write(tmp_path / "taken.csv", "item_id,text,image\na,old,img/a.png\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-m", "mgr_cli", "items", "add", str(taken), "-o",
+                        str(tmp_path / "out"), "--tokenized", str(cat / "tok.safetensors")],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        f"Error: {taken}: 1 item id is already in the catalogue ('a'); new items need new ids"]
+    assert not (tmp_path / "out").exists()
