@@ -13,6 +13,7 @@ from mgr_cli.cli.evaluate import compare_cmd, evaluate_cmd, table_cmd
 from mgr_cli.cli.fuse import fuse_cmd
 from mgr_cli.cli.ids import app as ids_app
 from mgr_cli.cli.inspect import inspect_cmd
+from mgr_cli.cli.items import app as items_app
 from mgr_cli.cli.popular import oracle_cmd, popular_cmd, random_cmd
 from mgr_cli.cli.prepare import prepare_cmd
 from mgr_cli.cli.quantize import quantize_cmd
@@ -63,6 +64,7 @@ app.command("random")(random_cmd)
 app.add_typer(sasrec_app, name="sasrec")
 app.add_typer(embeddings_app, name="embeddings")
 app.add_typer(ids_app, name="ids")
+app.add_typer(items_app, name="items")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from mgr_cli.artifacts import ArtifactError, Provenance, read_jsonl, write_jsonl
 from mgr_cli.data.images import image_file
 
 KIND = "dataset"
+BASE = "base"  # the input role of the artifact an extended catalogue's artifact extends
 SPLITS = ("train", "valid", "test")
 
 
@@ -114,7 +115,9 @@ def item_facts(item_ids, inputs=(), name: str | None = None, n_rows: int | None 
     fingerprint of their order and the dataset's name. The order is checked against every
     input that records one, so rows in another order than their inputs' are refused.
     `item_ids=None`: the rows are in the inputs' item order (a stage deriving one
-    per-item artifact from others); `n_rows` is then checked against their item count."""
+    per-item artifact from others); `n_rows` is then checked against their item count.
+    An input of role "base" is the catalogue these rows extend (`mgr items add`): its
+    items must come first, in its order."""
     inputs = list(inputs)
     recorded = [(i, i.header.get("meta", {})) for i in inputs]
     recorded = [(i, m) for i, m in recorded if isinstance(m.get("item_ids_hash"), str)]
@@ -132,6 +135,12 @@ def item_facts(item_ids, inputs=(), name: str | None = None, n_rows: int | None 
         if dup is not None:
             raise ArtifactError(f"item id {dup!r} appears more than once; give one row per item")
         h, n = ids_hash(ids), len(ids)
+    for inp, m in [(i, m) for i, m in recorded if i.role == BASE]:
+        k = m.get("n_items", m.get("stats", {}).get("items"))
+        if item_ids is None or not isinstance(k, int) or k > n or ids_hash(ids[:k]) != m["item_ids_hash"]:
+            raise ArtifactError(f"the items do not begin with those of {inp.path} (the catalogue "
+                                "they extend), in its order; keep its items first")
+    recorded = [(i, m) for i, m in recorded if i.role != BASE]
     for inp, m in recorded:
         if m["item_ids_hash"] != h:
             raise ArtifactError(f"the item ids are not those of {inp.path} ({inp.role}), in its "
@@ -143,8 +152,10 @@ def item_facts(item_ids, inputs=(), name: str | None = None, n_rows: int | None 
 
 def save_dataset(ds: Dataset, path: Path | str, *, provenance: Provenance | None = None,
                  sources: list[dict] = (), report: dict | None = None,
-                 force: bool = False) -> dict:
-    """Write a dataset artifact; returns its header."""
+                 inputs: list = (), added: dict | None = None, force: bool = False) -> dict:
+    """Write a dataset artifact; returns its header. `inputs` and `added` are for an
+    extended catalogue (`mgr items add`): the dataset it extends (role "base") and what
+    was added (meta.added)."""
     fields = sorted({k for it in ds.items for k in it.fields})
     modalities = [m for m, present in (("text", any(it.text for it in ds.items)),
                                        ("image", any(it.image for it in ds.items))) if present]
@@ -159,6 +170,7 @@ def save_dataset(ds: Dataset, path: Path | str, *, provenance: Provenance | None
         "item_ids_hash": ids_hash([it.id for it in ds.items]),
         "user_ids_hash": ids_hash(ds.user_ids),
         "report": report or {},
+        **({"added": added} if added else {}),
     }
     records: list[dict] = [
         {"item": i, "id": it.id, "text": it.text, "image": it.image, "fields": it.fields}
@@ -166,8 +178,8 @@ def save_dataset(ds: Dataset, path: Path | str, *, provenance: Provenance | None
     ]
     records += [{"user": u, "id": uid, "items": seq}
                 for u, (uid, seq) in enumerate(zip(ds.user_ids, ds.sequences))]
-    return write_jsonl(path, KIND, records, provenance=provenance, sources=sources, meta=meta,
-                       force=force)
+    return write_jsonl(path, KIND, records, provenance=provenance, inputs=inputs,
+                       sources=sources, meta=meta, force=force)
 
 
 def load_dataset(path: Path | str) -> tuple[Dataset, dict]:

@@ -34,7 +34,8 @@ class PrefixTree:
         return len(self.child_tokens)
 
     @classmethod
-    def build(cls, sequences: np.ndarray) -> "PrefixTree":
+    def build(cls, sequences: np.ndarray, items: np.ndarray | None = None) -> "PrefixTree":
+        """The tree of `sequences` [n, depth]; row r is item `items[r]` (default: r)."""
         n, depth = sequences.shape
         parent = np.zeros(n, dtype=np.int64)
         toks, ids = [], []
@@ -54,8 +55,8 @@ class PrefixTree:
             ids.append(torch.from_numpy(id_table))
             parent = child
         leaves: list[list[int]] = [[] for _ in range(int(parent.max()) + 1)]
-        for item, leaf in enumerate(parent):
-            leaves[leaf].append(item)
+        for row, leaf in enumerate(parent):
+            leaves[leaf].append(int(items[row]) if items is not None else row)
         return cls(toks, ids, leaves)
 
     def to(self, device: torch.device) -> "PrefixTree":

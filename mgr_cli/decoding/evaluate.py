@@ -34,7 +34,7 @@ def load_run_model(run_dir: Path, tok: Tokenized, device: torch.device, precisio
         raise MgrError(f"{run_dir}: the model's vocabulary does not match {tok.path}; {verb} "
                        "with the tokenized data the model was trained on")
     trained = next((i for i in run["inputs"] if i["role"] == "tokenized"), None)
-    if trained is None or trained["content_hash"] != tok.header["content_hash"]:
+    if trained is None or not _made_from(tok, trained["content_hash"]):
         was = (f"{parent_path(run_dir / 'run.jsonl', trained).resolve()} "
                f"({trained['content_hash'][:19]}...)" if trained else "unrecorded tokenized data")
         raise MgrError(f"{run_dir}: trained on {was}, not on {tok.path} "
@@ -52,6 +52,29 @@ def load_run_model(run_dir: Path, tok: Tokenized, device: torch.device, precisio
     if precision == "bf16":
         model = model.to(torch.bfloat16)  # scores are still accumulated in fp32
     return model, run
+
+
+def _made_from(tok: Tokenized, want: str) -> bool:
+    """Whether `tok` is the tokenized data with content hash `want`, or extends it (an
+    extended catalogue from `mgr items add`, in the same vocabulary: its "base" inputs)."""
+    from mgr_cli.artifacts import read_header
+    from mgr_cli.artifacts.lineage import parent_path
+
+    path, header = tok.path, tok.header
+    for _ in range(100):  # a chain of additions; a cycle cannot be made, but stop anyway
+        if header["content_hash"] == want:
+            return True
+        base = next((e for e in header["inputs"] if e["role"] == "base"), None)
+        if base is None:
+            return False
+        if base["content_hash"] == want:
+            return True
+        path = parent_path(path, base)
+        try:
+            header = read_header(path, "tokenized")
+        except MgrError:
+            return False
+    return False
 
 
 def _ids_of_dataset(tok: Tokenized) -> tuple[list[str], list[str]]:

@@ -38,6 +38,18 @@ def decode_sequences(tok: Tokenized, modalities: list[str] | None) -> tuple[np.n
     return tok.items[:, cols], keep
 
 
+def item_tree(tok: Tokenized, modalities: list[str] | None):
+    """The prefix tree over the decodable items' sequences (every item, except in an
+    extended catalogue the new items that have no tokens: `Tokenized.decodable`), and the
+    modalities decoded."""
+    sequences, kept = decode_sequences(tok, modalities)
+    ok = tok.decodable
+    if ok.all():
+        return PrefixTree.build(sequences), kept
+    rows = np.flatnonzero(ok)
+    return PrefixTree.build(sequences[rows], items=rows), kept
+
+
 def default_workers(batch_size: int, device: torch.device) -> int:
     """One decoding thread per intra-op thread, each with at least 16 users (1 on GPUs)."""
     if device.type != "cpu":
@@ -100,8 +112,7 @@ def rank_examples(model, tok: Tokenized, split: str, rows: list[int], *, beams: 
                   workers: int | None = None) -> Iterator[tuple[int, list[int], list[float]]]:
     """(example row, ranked items, scores) for each row of `split`, in order. `workers`:
     decoding threads on the CPU (default: `default_workers`)."""
-    sequences, _ = decode_sequences(tok, modalities)
-    tree = PrefixTree.build(sequences).to(device)
+    tree = item_tree(tok, modalities)[0].to(device)
     decoder = T5Decoder(model, tree.depth + 1)
     hist = tok.tensors[f"{split}_history"]
     model.eval()

@@ -94,8 +94,7 @@ class Recommender:
 
     def __init__(self, model, tok, *, item_ids: list[str] | None = None,
                  modalities: list[str] | None = None, device=None, workers: int | None = None):
-        from mgr_cli.decoding.beam import PrefixTree
-        from mgr_cli.decoding.rank import check_workers, decode_sequences
+        from mgr_cli.decoding.rank import check_workers, item_tree
         from mgr_cli.decoding.t5step import T5Decoder
 
         check_workers(workers)
@@ -108,8 +107,8 @@ class Recommender:
         self.device = device if device is not None else next(model.parameters()).device
         self.workers = workers
         self.max_history = int(tok.header["meta"]["max_history"])
-        sequences, self.modalities = decode_sequences(tok, modalities)
-        self.tree = PrefixTree.build(sequences).to(self.device)
+        tree, self.modalities = item_tree(tok, modalities)
+        self.tree = tree.to(self.device)
         self.decoder = T5Decoder(model, self.tree.depth + 1)
 
     def source(self, items: Sequence[int]) -> np.ndarray:

@@ -29,7 +29,8 @@ VIEW_KIND = "semantic-ids-view"
 TENSOR = "codes"
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 OWNED = ("modality", "method", "levels", "codebook_sizes", "n_items", "dataset", "item_ids_hash",
-         "level_stats", "collision_rate_before", "collision_rate_after", "dedup_level")
+         "level_stats", "collision_rate_before", "collision_rate_after", "dedup_level",
+         "quantizer")
 DEDUP = ("always", "auto", "never")
 
 
@@ -124,14 +125,19 @@ def save_ids(path: Path | str, item_ids: Sequence[str], codes: Any, *, modality:
              method: str = "import", codebook_sizes: Sequence[int] | None = None,
              dedup: str = "never", meta: dict | None = None,
              provenance: Provenance | None = None, inputs: Iterable[Input] = (),
-             sources: Iterable[dict] = (), force: bool = False) -> dict:
+             sources: Iterable[dict] = (), quantizer=None, collisions: dict | None = None,
+             force: bool = False) -> dict:
     """Write a semantic-ID artifact and its JSONL view beside it (each atomically); return
     the artifact's header.
 
     Row k of `codes` is item `item_ids[k]`; the rows must be in the item order of every
     input that records one (checked). `codebook_sizes` defaults to each level's largest
     code + 1. `dedup` appends a level that makes IDs unique (always, auto: only when some
-    collide, never). `meta` adds the producer's own facts, not the fields this writer owns."""
+    collide, never). `meta` adds the producer's own facts, not the fields this writer owns.
+    `quantizer` (a mgr_cli.quantize.frozen.Frozen) is stored beside the codes, so that new
+    items can be placed later (`mgr items add`). `collisions` are the collision facts of
+    codes that already end in their uniqueness level (an extended catalogue's; dedup
+    must then be never)."""
     path = Path(path)
     if dedup not in DEDUP:
         raise ArtifactError(f"dedup must be one of {', '.join(DEDUP)}, got {dedup!r}")
@@ -148,11 +154,21 @@ def save_ids(path: Path | str, item_ids: Sequence[str], codes: Any, *, modality:
                             "give one row per item")
     inputs = list(inputs)
     facts = item_facts(item_ids, inputs)
-    codes, sizes, coll = with_unique_level(codes, sizes, dedup)
+    if collisions is not None:
+        if dedup != "never":
+            raise ArtifactError("give collisions only with dedup='never' (the codes already "
+                                "carry their uniqueness level)")
+        coll = {"collision_rate_before": float(collisions["collision_rate_before"]),
+                "collision_rate_after": round(collision_rate(codes), 6),
+                "dedup_level": bool(collisions["dedup_level"])}
+    else:
+        codes, sizes, coll = with_unique_level(codes, sizes, dedup)
+    stored = quantizer.stored() if quantizer is not None else {}
+    head_q = {"quantizer": quantizer.meta()} if quantizer is not None else {}
     head = {"modality": modality, "method": method, **coll, "levels": int(codes.shape[1]),
-            "codebook_sizes": sizes, **facts, "level_stats": level_stats(codes, sizes)}
+            "codebook_sizes": sizes, **facts, "level_stats": level_stats(codes, sizes), **head_q}
     prov = provenance or Provenance()
-    header = write_tensors(path, KIND, {TENSOR: codes}, provenance=prov, inputs=inputs,
+    header = write_tensors(path, KIND, {TENSOR: codes, **stored}, provenance=prov, inputs=inputs,
                            sources=sources, meta={**head, **(meta or {})}, force=force)
     toks = tokens(codes)
     write_jsonl(view_path(path), VIEW_KIND,

@@ -57,11 +57,15 @@ def kmeans(x: torch.Tensor, k: int, *, iters: int = 25, seed: int = 0,
     return c, _sq_dist(x, c).argmin(1)
 
 
-def residual_kmeans(x: torch.Tensor, levels: int, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Residual k-means IDs: k-means on the residual left by the levels before."""
+def residual_kmeans(x: torch.Tensor, levels: int, k: int, seed: int,
+                    centroids: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Residual k-means IDs: k-means on the residual left by the levels before. Each
+    level's centres are appended to `centroids` when given (the frozen quantizer)."""
     residual, recon, codes = x.clone(), torch.zeros_like(x), []
     for level in range(levels):
         centres, assign = kmeans(residual, k, iters=30, seed=seed + level)
+        if centroids is not None:
+            centroids.append(centres)
         codes.append(assign)
         recon += centres[assign]
         residual -= centres[assign]

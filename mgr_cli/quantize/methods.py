@@ -13,7 +13,9 @@ A `Method` turns a matrix of item embeddings into codes, one row per item:
         codes   integers [n_items, cfg.levels] in [0, cfg.codebook_size) (numpy or torch)
         recon   the reconstruction of x [n_items, dim], or None if the method has none
         info    a JSON-able dict, recorded in the artifact as meta.training ("seconds"
-                goes to the provenance as training_seconds)
+                goes to the provenance as training_seconds); except "quantizer": a
+                mgr_cli.quantize.frozen.Frozen that assigns codes to new vectors, stored
+                in the artifact for `mgr items add` (without one, items cannot be added)
 
 The stage does everything else: it checks the inputs, seeds torch with cfg.seed, adds
 the uniqueness level, measures the reconstruction, and writes the artifact, recording
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from mgr_cli.errors import MgrError
+from mgr_cli.quantize.frozen import centroids_frozen, rqvae_frozen
 from mgr_cli.registry import Registry
 
 # fields every method's artifact records; a method adds the ones it `reads`
@@ -66,7 +69,7 @@ def _rqvae(letter: bool):
         cb = _standardise(torch.from_numpy(collab).float())[0] if letter else None
         model, info = train_rqvae(xs, rq, log, collab=cb)
         codes, recon = model.encode(xs)
-        return codes, recon, info
+        return codes, recon, {**info, "quantizer": rqvae_frozen(model)}
 
     return encode
 
@@ -77,9 +80,13 @@ def _kmeans(hierarchical: bool):
 
         from mgr_cli.quantize.kmeans import hierarchical_kmeans, residual_kmeans
 
-        fn = hierarchical_kmeans if hierarchical else residual_kmeans
-        codes, recon = fn(torch.from_numpy(x), cfg.levels, cfg.codebook_size, cfg.seed)
-        return codes, recon, {}
+        if hierarchical:  # a recursive split of the catalogue: nothing places a new item
+            return (*hierarchical_kmeans(torch.from_numpy(x), cfg.levels, cfg.codebook_size,
+                                         cfg.seed), {})
+        centres: list = []
+        codes, recon = residual_kmeans(torch.from_numpy(x), cfg.levels, cfg.codebook_size,
+                                       cfg.seed, centroids=centres)
+        return codes, recon, {"quantizer": centroids_frozen(centres)}
 
     return encode
 

@@ -17,6 +17,7 @@ from mgr_cli.artifacts import (ArtifactError, Input, Provenance, check_output, f
                                source_entry)
 from mgr_cli.data import load_dataset
 from mgr_cli.errors import MgrError
+from mgr_cli.quantize.frozen import Frozen
 from mgr_cli.quantize.ids import load_ids, save_ids, view_path
 from mgr_cli.quantize.methods import METHODS, SHARED_FIELDS, _standardise
 
@@ -82,6 +83,14 @@ def _encode(x: np.ndarray, cfg: QuantizeConfig, log: Callable[[str], None],
     codes, recon, info = method.encode(xs.numpy(), cfg, log, collab)
     codes = _checked_codes(codes, len(x), cfg)
     info = dict(info or {})
+    frozen = info.get("quantizer")
+    if frozen is not None:
+        if not isinstance(frozen, Frozen):
+            raise MgrError(f"method {cfg.method} returned info['quantizer'] of type "
+                           f"{type(frozen).__name__}; give a mgr_cli.quantize.frozen.Frozen")
+        frozen.standardize = cfg.standardize
+        if cfg.standardize:
+            frozen.tensors.update(mean=mu.numpy(), sd=sd.numpy())
     if recon is not None:
         recon = torch.as_tensor(np.asarray(recon) if not torch.is_tensor(recon) else recon).float()
         if tuple(recon.shape) != tuple(xs.shape):
@@ -144,6 +153,7 @@ def quantize(embeddings: Path | str, out: Path | str, cfg: QuantizeConfig, *,
     log(f"quantizing {x.shape[0]} x {x.shape[1]} {eh['meta']['modality']} embeddings with "
         f"{cfg.method} ({cfg.levels} x {cfg.codebook_size})")
     codes, info = _encode(x, cfg, log, collab=cx)
+    frozen = info.pop("quantizer", None)  # stored as tensors, not in meta.training
     timing = {"training_seconds": info.pop("seconds")} if "seconds" in info else {}
     meta = {"training": info, "standin": eh["meta"].get("standin", False)}
     plugin = METHODS.origins.get(method.name)  # a plugin's method: its file is a hashed source
@@ -153,7 +163,7 @@ def quantize(embeddings: Path | str, out: Path | str, cfg: QuantizeConfig, *,
                     method=cfg.method, codebook_sizes=[cfg.codebook_size] * cfg.levels,
                     dedup=cfg.dedup, meta=meta, provenance=Provenance(command, config, timing),
                     inputs=inputs, sources=[source_entry(plugin)] if plugin is not None else [],
-                    force=force)
+                    quantizer=frozen, force=force)
 
 
 def recorded_config(cfg: QuantizeConfig, method) -> dict:

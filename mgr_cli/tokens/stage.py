@@ -98,8 +98,17 @@ class Tokenized:
     def items(self) -> np.ndarray:
         return self.tensors["item_tokens"]
 
+    @property
+    def decodable(self) -> np.ndarray:
+        """bool per item: it has a token sequence (all but the new items of an extended
+        catalogue whose codes the vocabulary has no tokens for, `mgr items add`)."""
+        d = self.tensors.get("decodable")
+        return np.ones(len(self.items), dtype=bool) if d is None else d.astype(bool)
+
     def source(self, history: np.ndarray) -> np.ndarray:
         h = history[history >= 0]
+        if "decodable" in self.tensors:  # an item without tokens adds nothing to a history
+            h = h[self.decodable[h]]
         return np.concatenate([self.items[h].ravel(), [EOS]]).astype(np.int64)
 
     def target(self, item: int, span: tuple[int, int] | None = None) -> np.ndarray:
@@ -116,7 +125,7 @@ class Tokenized:
         src, tgt = [], []
         for a, b in alignment_pairs(vocab):
             to_b = vocab.token(f"<to_{b}>")
-            for i in range(len(self.items)):
+            for i in np.flatnonzero(self.decodable):
                 sa = self.items[i, spans[a][0]:spans[a][1]]
                 src.append(np.concatenate([[to_b], sa, [EOS]]).astype(np.int64))
                 tgt.append(self.target(i, tuple(spans[b])))

@@ -35,19 +35,25 @@ def _rows(path: Path, required: list[str]) -> Iterator[tuple[int, dict[str, Any]
         yield from read_csv(path, required)
 
 
+def read_items(item_file: Path) -> dict[str, Item]:
+    """The items of a generic items file (item_id, text, [image], [fields]), by id in file
+    order; image paths as written (relative to their image folder)."""
+    table: dict[str, Item] = {}
+    for lineno, row in _rows(item_file, ITEM_COLUMNS):
+        image = str(row.get("image") or "") or None
+        fields = {k: str(v) for k, v in row.items() if k not in ("item_id", "text", "image")}
+        add_item(table, Item(str(row["item_id"]), str(row["text"] or ""), image, fields),
+                 item_file, lineno)
+    return table
+
+
 def read(source: Path, *, interactions: Path | None = None, items: Path | None = None,
          images: Path | None = None) -> RawData:
     inter_file = interactions or find_file(source, "interactions.csv*", "interactions.jsonl*",
                                            what="interactions file")
     item_file = items or find_file(source, "items.csv*", "items.jsonl*", what="items file")
-    table: dict[str, Item] = {}
-    has_images = False
-    for lineno, row in _rows(item_file, ITEM_COLUMNS):
-        image = str(row.get("image") or "") or None
-        has_images |= image is not None
-        fields = {k: str(v) for k, v in row.items() if k not in ("item_id", "text", "image")}
-        add_item(table, Item(str(row["item_id"]), str(row["text"] or ""), image, fields),
-                 item_file, lineno)
+    table = read_items(item_file)
+    has_images = any(it.image is not None for it in table.values())
     inter: list[tuple[str, str, float]] = []
     for lineno, row in _rows(inter_file, INTER_COLUMNS):
         ts = row.get("timestamp")
