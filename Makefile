@@ -9,7 +9,7 @@ DATA   ?= ../shared/data
 DEMO   ?= build/demo
 
 .DEFAULT_GOAL := help
-.PHONY: help install test demo clean paper table1 table2 table3 table5 fig4 fig5 fig6
+.PHONY: help install test demo clean paper table1 table2 table3 table5 fig4 fig5 fig6 table5-three table3-three
 
 help: ## Show this help.
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \

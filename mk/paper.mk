@@ -89,6 +89,7 @@ MM_EVALS   := popular sasrec tiger-textlm tiger-text tiger-image letter hc mgr-e
 ID_EVALS   := popular sasrec tiger-text tiger-image mgr-lf mgr-lfpp+align
 TEXT_EVALS := popular sasrec tiger-textlm tiger-text letter hc
 FIG5_EVALS := mgr-lf mgr-lfpp mgr-lf+align mgr-lfpp+align
+SUBSETS3   := text image collab text+image text+collab image+collab  # partial decoding, 3 modalities
 FIG6_EVALS := mgr-lfpp+align $(foreach t,$(SWEEPS),mgr-lfpp.$(t)+align)
 evals = $(foreach d,$(1),$(foreach e,$(2),$(PB)/$(d)/$(e).eval/metrics.jsonl))
 REPORT = $(PY) -m mgr_cli.reproduce $(basename $(notdir $@)) --build $(PB) --out $(RESULTS) --profile $(PROFILE) --budget "$(BUDGET)"
@@ -103,6 +104,8 @@ table5: $(RESULTS)/table5.md ## Every method: MRR / NDCG@5 / Hits@5.
 fig4: $(RESULTS)/fig4.md     ## Contact sheets: first text ID vs first image ID.
 fig5: $(RESULTS)/fig5.md     ## LF++ ablation: neither, tokens only, alignment only, both.
 fig6: $(RESULTS)/fig6.md     ## MGR-LF++ vs ID length and codebook size.
+table5-three: $(RESULTS)/table5-three.md  ## Beyond the paper: + collab IDs (not in `paper`).
+table3-three: $(RESULTS)/table3-three.md  ## Partial decoding of every subset of 3 modalities.
 
 $(RESULTS)/table1.md: $(foreach d,$(MM_SETS),$(PB)/$(d)/table1.json)
 	$(REPORT) --sets "$(MM_SETS)"
@@ -116,6 +119,13 @@ $(RESULTS)/table3.md: $(call evals,$(MM_SETS) $(ID_SETS),mgr-lf) \
 $(RESULTS)/table5.md: $(call evals,$(MM_SETS),$(MM_EVALS)) $(call evals,$(ID_SETS),$(ID_EVALS)) \
 		$(call evals,$(TEXT_SETS),$(TEXT_EVALS))
 	$(REPORT) --sets "$(MM_SETS) $(ID_SETS) $(TEXT_SETS)"
+THREE_SETS ?= $(MM_SETS) $(ID_SETS)
+THREE_ROWS := mgr-lf3 mgr-lfpp3+align
+$(RESULTS)/table5-three.md: $(call evals,$(THREE_SETS),sasrec mgr-lf mgr-lfpp+align $(THREE_ROWS))
+	$(REPORT) --sets "$(THREE_SETS)"
+$(RESULTS)/table3-three.md: $(call evals,$(THREE_SETS),$(THREE_ROWS)) \
+		$(foreach d,$(THREE_SETS),$(foreach r,$(THREE_ROWS),$(foreach s,$(SUBSETS3),$(PB)/$(d)/$(r).eval-$(s)/metrics.jsonl)))
+	$(REPORT) --sets "$(THREE_SETS)"
 $(RESULTS)/fig5.md: $(call evals,$(MM_SETS) $(ID_SETS),$(FIG5_EVALS))
 	$(REPORT) --sets "$(MM_SETS) $(ID_SETS)"
 $(RESULTS)/fig6.md: $(call evals,$(FIG6_SETS),$(FIG6_EVALS))
@@ -187,6 +197,10 @@ $(PB)/%/mgr-lf.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/text.ids.safetenso
 	$(MGR) tokenize $^ -o $@ --layout lf $(MAX_HIST) --force
 $(PB)/%/mgr-lfpp.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/text.ids.safetensors $(PB)/%/image.ids.safetensors
 	$(MGR) tokenize $^ -o $@ --layout lfpp $(MAX_HIST) --force
+$(PB)/%/mgr-lf3.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/text.ids.safetensors $(PB)/%/image.ids.safetensors $(PB)/%/collab.ids.safetensors
+	$(MGR) tokenize $^ -o $@ --layout lf $(MAX_HIST) --force
+$(PB)/%/mgr-lfpp3.tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/text.ids.safetensors $(PB)/%/image.ids.safetensors $(PB)/%/collab.ids.safetensors
+	$(MGR) tokenize $^ -o $@ --layout lfpp $(MAX_HIST) --force
 define sweep_tok
 $(PB)/%/mgr-lfpp.$(1).tok.safetensors: $(PB)/%/dataset.jsonl $(PB)/%/text.$(1).ids.safetensors $(PB)/%/image.$(1).ids.safetensors
 	$(MGR) tokenize $$^ -o $$@ --layout lfpp $$(MAX_HIST) --force
@@ -205,10 +219,15 @@ $(PB)/%+align.eval/metrics.jsonl: $(PB)/%+align.run/run.jsonl $(PB)/%.tok.safete
 	$(MGR) evaluate $(<D) $(word 2,$^) -o $(@D) $(CFG) --force
 $(PB)/%.eval/metrics.jsonl: $(PB)/%.run/run.jsonl $(PB)/%.tok.safetensors
 	$(MGR) evaluate $(<D) $(word 2,$^) -o $(@D) $(CFG) --force
-$(PB)/%.eval-text/metrics.jsonl: $(PB)/%.run/run.jsonl $(PB)/%.tok.safetensors
-	$(MGR) evaluate $(<D) $(word 2,$^) -o $(@D) --modalities text $(CFG) --force
-$(PB)/%.eval-image/metrics.jsonl: $(PB)/%.run/run.jsonl $(PB)/%.tok.safetensors
-	$(MGR) evaluate $(<D) $(word 2,$^) -o $(@D) --modalities image $(CFG) --force
+# <row>.eval-<subset>: decoding only those modalities' IDs (Table 3; a+b: --modalities a,b)
+comma := ,
+define partial
+$(PB)/%.eval-$(1)/metrics.jsonl: $(PB)/%.run/run.jsonl $(PB)/%.tok.safetensors
+	$(MGR) evaluate $$(<D) $$(word 2,$$^) -o $$(@D) --modalities $(subst +,$(comma),$(1)) $(CFG) --force
+$(PB)/%+align.eval-$(1)/metrics.jsonl: $(PB)/%+align.run/run.jsonl $(PB)/%.tok.safetensors
+	$(MGR) evaluate $$(<D) $$(word 2,$$^) -o $$(@D) --modalities $(subst +,$(comma),$(1)) $(CFG) --force
+endef
+$(foreach s,$(SUBSETS3),$(eval $(call partial,$(s))))
 
 # The floor: the training split's most popular items, for every user (no training)
 $(PB)/%/popular.eval/metrics.jsonl: $(PB)/%/dataset.jsonl
@@ -222,15 +241,24 @@ $(PB)/%/sasrec.eval/metrics.jsonl: $(PB)/%/sasrec.run/run.jsonl $(PB)/%/dataset.
 $(PB)/%/sasrec.emb.safetensors: $(PB)/%/sasrec.run/run.jsonl $(PB)/%/dataset.jsonl
 	$(MGR) sasrec embed $(<D) $(word 2,$^) -o $@ --force
 
+# Beyond the paper: behaviour as a third modality. collab.run is SASRec on the training
+# split only (--select last: the last epoch, no validation item read); its item table,
+# quantized by the generic rule, is collab.ids. `make table5-three table3-three`.
+$(PB)/%/collab.run/run.jsonl: $(PB)/%/dataset.jsonl
+	$(MGR) sasrec train $< -o $(@D) --select last $(CFG) $(if $(HISTORY_$*),--max-len $(HISTORY_$*)) --force
+$(PB)/%/collab.emb.safetensors: $(PB)/%/collab.run/run.jsonl $(PB)/%/dataset.jsonl
+	$(MGR) sasrec embed $(<D) $(word 2,$^) -o $@ --force
+
 # Every stage file named once as a prerequisite, so that none is "intermediate": GNU
 # make 4.3 (no .NOTINTERMEDIATE) would otherwise delete the files its pattern rules make
 # in passing, and not rebuild a deleted run, ID or tokenized file whose results are up
 # to date. (Not `.SECONDARY:` without prerequisites: that makes every target
 # intermediate, so a dataset added to an up-to-date table would never be built.)
 # Never built itself.
-STAGE_ROWS := tiger-text tiger-textlm tiger-image letter hc mgr-ef mgr-lf mgr-lfpp $(addprefix mgr-lfpp.,$(SWEEPS))
+STAGE_ROWS := tiger-text tiger-textlm tiger-image letter hc mgr-ef mgr-lf mgr-lfpp mgr-lf3 mgr-lfpp3 $(addprefix mgr-lfpp.,$(SWEEPS))
 stage_files = $(foreach d,$(1),$(PB)/$(d)/dataset.jsonl $(PB)/$(d)/sasrec.run/run.jsonl \
-	$(PB)/$(d)/sasrec.emb.safetensors $(PB)/$(d)/hc.ids.safetensors $(PB)/$(d)/letter.ids.safetensors \
+	$(PB)/$(d)/sasrec.emb.safetensors $(PB)/$(d)/collab.run/run.jsonl $(PB)/$(d)/collab.emb.safetensors \
+	$(PB)/$(d)/collab.ids.safetensors $(PB)/$(d)/hc.ids.safetensors $(PB)/$(d)/letter.ids.safetensors \
 	$(foreach m,text image fused textlm,$(PB)/$(d)/$(m).emb.safetensors $(PB)/$(d)/$(m).ids.safetensors) \
 	$(foreach m,text image,$(foreach t,$(SWEEPS),$(PB)/$(d)/$(m).$(t).ids.safetensors)) \
 	$(foreach r,$(STAGE_ROWS),$(PB)/$(d)/$(r).tok.safetensors $(PB)/$(d)/$(r).run/run.jsonl \

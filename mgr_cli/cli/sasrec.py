@@ -38,18 +38,21 @@ def sasrec_train(
     eval_every: int = typer.Option(5, help="Validate every N epochs."),
     eval_users: int = typer.Option(2000, help="Validation users per evaluation."),
     patience: int = typer.Option(5, help="Stop after N evaluations without improvement (0: never)."),
+    select: str = typer.Option("best", help="best: keep the best validation epoch; last: keep the last "
+                               "epoch and read no validation item (collaborative IDs: training split only)."),
     seed: int = typer.Option(0, help="Random seed."),
     device: str = typer.Option("auto", help="auto, cpu, cuda."),
     config: Optional[Path] = config_option(),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint (same options)."),
     force: bool = typer.Option(False, "--force", help="Overwrite a finished run in OUT."),
 ) -> None:
-    """Train SASRec with a full softmax over all items; keep the best model on validation NDCG@10."""
+    """Train SASRec with a full softmax over all items; keep the best model on validation NDCG@10
+    (or, --select last, the last epoch's)."""
     from mgr_cli.models.sasrec import SASRecConfig
     from mgr_cli.training.sasrec import SASRecTrainConfig, train_sasrec
 
     cfg = SASRecTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every,
-                            eval_users=eval_users, patience=patience, seed=seed, device=device,
+                            eval_users=eval_users, patience=patience, select=select, seed=seed, device=device,
                             model=SASRecConfig(hidden=hidden, layers=layers, heads=heads,
                                                dropout=dropout, max_len=max_len))
     train_sasrec(dataset, out, cfg, resume=resume, command=command_line(ctx), force=force, log=log)

@@ -24,7 +24,10 @@ from mgr_cli.tokens.stage import Tokenized
 
 def decode_sequences(tok: Tokenized, modalities: list[str] | None) -> tuple[np.ndarray, list[str]]:
     """The token sequences decoding generates: every item's full sequence, or only the
-    part of chosen modalities (LF/LF++ decoding a subset, the paper's Table 3)."""
+    part of chosen modalities, any subset, in layout order (LF/LF++ decoding a subset,
+    the paper's Table 3). A kept modality after the first keeps the special token that
+    precedes it in the layout (LF++: text,collab decodes text <sep_2> collab), so the
+    model is told which modality comes next, as in training."""
     vocab = tok.vocab
     if not modalities or set(modalities) == set(vocab.modalities):
         return tok.items, vocab.modalities
@@ -32,10 +35,23 @@ def decode_sequences(tok: Tokenized, modalities: list[str] | None) -> tuple[np.n
     if unknown:
         raise MgrError(f"--modalities {', '.join(unknown)}: the layout has only "
                        f"{', '.join(vocab.modalities)}")
-    spans = tok.header["meta"]["spans"]
-    keep = [m for m in vocab.modalities if m in modalities]
-    cols = np.concatenate([np.arange(*spans[m]) for m in keep])
-    return tok.items[:, cols], keep
+    return tok.items[:, subset_columns(vocab, modalities)], [m for m in vocab.modalities if m in modalities]
+
+
+def subset_columns(vocab, modalities: list[str]) -> np.ndarray:
+    """The columns of an item's token sequence that decoding `modalities` generates."""
+    cols, pos, before = [], 0, None
+    for s in vocab.segments:
+        if s in vocab.modalities:
+            width = len(vocab.codebook_sizes[s])
+            if s in modalities:
+                if cols and before is not None:
+                    cols.append(before)
+                cols += range(pos, pos + width)
+            pos, before = pos + width, None
+        else:
+            pos, before = pos + 1, pos
+    return np.asarray(cols, dtype=np.int64)
 
 
 def item_tree(tok: Tokenized, modalities: list[str] | None):

@@ -10,11 +10,12 @@ from mgr_cli.errors import MgrError
 from mgr_cli.reproduce import __doc__ as package_doc
 from mgr_cli.reproduce.paper import TARGETS
 from mgr_cli.reproduce.report import build_target, reproduction
+from mgr_cli.reproduce.three import THREE_TARGETS, build_three
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mgr_cli.reproduce", description=package_doc.split("\n")[0])
-    ap.add_argument("target", choices=[*TARGETS, "reproduction"])
+    ap.add_argument("target", choices=[*TARGETS, *THREE_TARGETS, "reproduction"])
     ap.add_argument("--build", type=Path, default=Path("build/paper/small"))
     ap.add_argument("--sets", default="", help="space-separated dataset folders under --build")
     ap.add_argument("--out", type=Path, default=Path("results"))
@@ -34,9 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         sets = a.sets.split()
         if not sets:
             raise MgrError("--sets names no dataset")
-        build_target(a.target, a.build, sets, a.out, a.profile, a.budget,
-                     [int(v) for v in a.levels.split()], [int(v) for v in a.sizes.split()],
-                     a.main_levels, a.main_size)
+        if a.target in THREE_TARGETS:
+            build_three(a.target, a.build, sets, a.out, a.profile, a.budget)
+        else:
+            build_target(a.target, a.build, sets, a.out, a.profile, a.budget,
+                         [int(v) for v in a.levels.split()], [int(v) for v in a.sizes.split()],
+                         a.main_levels, a.main_size)
         print(f"wrote {a.out / (a.target + '.md')}", file=sys.stderr)
     except (MgrError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

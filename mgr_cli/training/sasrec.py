@@ -44,6 +44,7 @@ class SASRecTrainConfig:
     eval_users: int = 2000
     metric: str = "ndcg@10"
     patience: int = 5
+    select: str = "best"  # best: the best validation epoch; last: the last epoch, no validation
     seed: int = 0
     device: str = "auto"
     model: SASRecConfig = field(default_factory=SASRecConfig)
@@ -59,6 +60,7 @@ class SASRecTrainConfig:
                   (math.isfinite(self.weight_decay) and self.weight_decay >= 0,
                    "--weight-decay must be 0 or more"),
                   (self.metric in METRICS, f"--metric must be one of {', '.join(METRICS)}"),
+                  (self.select in ("best", "last"), "--select must be best or last"),
                   (m.hidden >= 1, "--hidden must be at least 1"),
                   (m.layers >= 1, "--layers must be at least 1"),
                   (m.heads >= 1 and m.hidden % m.heads == 0,
@@ -116,7 +118,10 @@ class SASRecLoop:
     def __init__(self, cfg: SASRecTrainConfig, ds: Dataset, model: SASRec, dist, device):
         self.cfg, self.ds, self.model, self.device, self.dist = cfg, ds, model, device, dist
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.sched, self.metric = None, cfg.metric
+        # select "last": the model of the last epoch, and no validation item is ever read
+        # (the collaborative IDs of a multimodal layout: the training split only)
+        self.sched, self.metric = None, cfg.metric if cfg.select == "best" else "epoch"
+        self._epochs = 0
         train = [ds.held_out(u, "valid")[0] for u in range(len(ds.sequences))]  # the training part
         self.inputs = _left_pad([t[:-1] for t in train], cfg.model.max_len)
         self.targets = _left_pad([t[1:] for t in train], cfg.model.max_len)
@@ -142,6 +147,7 @@ class SASRecLoop:
         loss.backward()
         self.opt.step()
         state["batch"] += 1
+        self._epochs = self.epochs_done(state)
         return float(loss.detach()), len(idx)
 
     def epochs_done(self, state: dict) -> int:
@@ -154,6 +160,8 @@ class SASRecLoop:
         return state["batch"] >= self.n_batches and self.epochs_done(state) % self.cfg.eval_every == 0
 
     def validate(self) -> dict:
+        if self.cfg.select == "last":  # later is better: every check keeps the latest model
+            return {"epoch": float(self._epochs)}
         return _validate(self.model, self.ds, self.cfg, self.device)
 
     def position(self, state: dict) -> dict:
