@@ -61,14 +61,14 @@ for row in mgr-lf3:mgr-lf3 mgr-lfpp3+align:mgr-lfpp3; do
 done
 
 TABLE=()
-for r in mgr-lf mgr-lf3 mgr-lfpp3+align; do TABLE+=(--table "$OUT/eval/$r/metrics.jsonl"); done
-$MGR evaluate "${TABLE[@]}" > "$OUT/table5-three.md"
+for r in mgr-lf mgr-lf3 mgr-lfpp3+align; do TABLE+=("$OUT/eval/$r/metrics.jsonl"); done
+$MGR table "${TABLE[@]}" > "$OUT/table5-three.md"
 PARTIAL=()
 for run in mgr-lf3 mgr-lfpp3+align; do
-  for s in $SUBSETS; do PARTIAL+=(--table "$OUT/eval/$run.${s/,/+}/metrics.jsonl"); done
-  PARTIAL+=(--table "$OUT/eval/$run/metrics.jsonl")
+  for s in $SUBSETS; do PARTIAL+=("$OUT/eval/$run.${s/,/+}/metrics.jsonl"); done
+  PARTIAL+=("$OUT/eval/$run/metrics.jsonl")
 done
-$MGR evaluate "${PARTIAL[@]}" > "$OUT/table3-three.md"
+$MGR table "${PARTIAL[@]}" > "$OUT/table3-three.md"
 echo "Next-item ranking: text + image vs text + image + collab"
 cat "$OUT/table5-three.md"
 echo
