@@ -23,7 +23,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 CLIENT = '''#!{python} -S
@@ -157,7 +156,6 @@ class ForkServer:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-        time.sleep(0)
 
 
 if __name__ == "__main__":
