@@ -19,8 +19,6 @@ and checked first, written into a hidden folder, and renamed to `out/` at the en
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +26,7 @@ import numpy as np
 
 from mgr_cli.artifacts import (ArtifactError, Input, Provenance, find_ancestor, read_header,
                                write_tensors)
+from mgr_cli.artifacts.replace import replace_atomically
 from mgr_cli.data.dataset import BASE
 from mgr_cli.errors import MgrError
 from mgr_cli.tokens.layout import item_tokens
@@ -134,11 +133,11 @@ def _write(out, force, ds_path, dh, full_ds, new, items_file, work, item_ids, to
     from mgr_cli.encoders.extend import save_extended as save_emb_ext
     from mgr_cli.quantize.extend import save_extended as save_ids_ext
 
-    tmp = out.parent / f".{out.name}.items-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir(parents=True)
     summary = {"out": str(out), "items_before": len(full_ds.items) - len(new),
                "items_added": len(new), "modalities": {}}
-    try:
+
+    def write(tmp: Path) -> None:  # the whole folder, put in place once complete
+        tmp.mkdir(parents=True)
         dpath = tmp / "dataset.jsonl"
         dhead = save_dataset_ext(ds_path, dh, full_ds, new, dpath, items_file=items_file,
                                  command=command)
@@ -161,16 +160,8 @@ def _write(out, force, ds_path, dh, full_ds, new, items_file, work, item_ids, to
             summary["unreachable"] = th["meta"]["added"]["unreachable"]
             log(f"tokenized: {summary['reachable']} of {len(new)} new items are decoding targets "
                 "(their full ID is a path of the trained vocabulary)")
-        if out.exists():  # --force: the old folder goes only once the new one is complete
-            trash = out.parent / f".{out.name}.old-{secrets.token_hex(4)}"
-            os.replace(out, trash)
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    replace_atomically(out, write)  # with --force the old folder goes only once the new one is whole
     return summary
 
 

@@ -13,16 +13,13 @@ executed. A checkpoint in the older pickle format (`state.pt`) is refused, not l
 from __future__ import annotations
 
 import json
-import os
 import random
-import secrets
-import shutil
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
+from mgr_cli.artifacts.replace import replace_atomically
 from mgr_cli.errors import MgrError
 
 TIED = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")
@@ -73,31 +70,6 @@ def _split(rngs: list[dict], opt_state: dict) -> tuple[dict[str, torch.Tensor], 
             else:
                 opt_json["state"][str(pid)][key] = value
     return tensors, {"rng": rng_json, "optimizer": opt_json}
-
-
-def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """`write(tmp)` a file or a folder beside `path`, then rename it to `path`. A failure
-    (or a crash) before the rename leaves the previous `path` as it was; a folder, which
-    cannot be renamed over another, has the old one moved aside first and back on failure."""
-    tag = f"{os.getpid()}-{secrets.token_hex(4)}"
-    tmp, old = path.parent / f".{path.name}.tmp-{tag}", path.parent / f".{path.name}.old-{tag}"
-    try:
-        write(tmp)
-        if path.is_dir():
-            path.replace(old)
-            try:
-                tmp.replace(path)
-            except BaseException:
-                old.replace(path)
-                raise
-        else:
-            tmp.replace(path)
-    finally:
-        for leftover in (tmp, old):
-            if leftover.is_dir():
-                shutil.rmtree(leftover)
-            else:
-                leftover.unlink(missing_ok=True)
 
 
 def save(ckpt: Path, model, opt, sched, state: dict, rngs: list[dict], config: dict, *,

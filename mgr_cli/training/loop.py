@@ -33,6 +33,7 @@ import torch
 
 from mgr_cli import distributed
 from mgr_cli.artifacts import check_output
+from mgr_cli.artifacts.replace import replace_atomically
 from mgr_cli.errors import MgrError
 from mgr_cli.training import checkpoint
 
@@ -192,7 +193,7 @@ def _validate_and_save(loop: Loop, state: dict, dist, device, out_dir: Path, con
         best = state["best"]
         if best is None or (value > best if loop.higher_is_better else value < best):
             state["best"], state["best_step"], state["stale"] = value, state["step"], 0
-            checkpoint.replace_atomically(out_dir / loop.model_name, loop.write_model)
+            replace_atomically(out_dir / loop.model_name, loop.write_model)
         else:
             state["stale"] += 1
         entry = {"step": state["step"], **loop.position(state),
