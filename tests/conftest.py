@@ -18,9 +18,9 @@ def shared_data_dir() -> Path:
 @pytest.fixture(scope="session")
 def fast_mgr(tmp_path_factory) -> str:
     """An executable that runs `mgr` like the installed one, in a fork of a process that
-    has already imported torch and transformers (tests/forkserver.py): for the tests that
-    drive the Makefile and the demo script through ~100 commands."""
-    from forkserver import ForkServer
+    has already imported torch and transformers (`mgr server`): for the tests that drive
+    the Makefile and the demo script through ~100 commands."""
+    from mgr_cli.cli.server import ForkServer
 
     with ForkServer(tmp_path_factory.mktemp("forkserver")) as mgr:
         yield mgr

@@ -19,6 +19,7 @@ from mgr_cli.cli.prepare import prepare_cmd
 from mgr_cli.cli.quantize import quantize_cmd
 from mgr_cli.cli.recommend import recommend_cmd
 from mgr_cli.cli.sasrec import app as sasrec_app
+from mgr_cli.cli.server import server_cmd
 from mgr_cli.cli.tokenize import tokenize_cmd
 from mgr_cli.cli.train import align_cmd, train_cmd
 
@@ -61,6 +62,7 @@ app.command("table")(table_cmd)
 app.command("recommend")(recommend_cmd)
 app.command("popular")(popular_cmd)
 app.command("random")(random_cmd)
+app.command("server")(server_cmd)
 app.add_typer(sasrec_app, name="sasrec")
 app.add_typer(embeddings_app, name="embeddings")
 app.add_typer(ids_app, name="ids")

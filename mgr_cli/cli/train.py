@@ -65,7 +65,7 @@ def _options(task: str):
         dropout: float = typer.Option(0.1, help="Dropout."),
         seed: int = typer.Option(0, help="Random seed."),
         device: str = typer.Option("auto", help="auto, cpu, cuda."),
-        precision: str = typer.Option("auto", callback=choice(("auto", "fp32", "bf16")), help="auto (bf16 autocast on CUDA), fp32, bf16."),
+        precision: str = typer.Option("auto", callback=choice(("auto", "fp32", "bf16")), help="auto (bf16 autocast on CUDA and on CPUs with AMX-BF16, else fp32), fp32, bf16."),
         resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
         force: bool = typer.Option(False, "--force", help="Overwrite a finished run in OUT."),
         config: Optional[Path] = config_option(),

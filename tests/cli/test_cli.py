@@ -4,6 +4,7 @@ real subprocesses."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -193,7 +194,7 @@ def test_every_command_is_in_the_reference_and_the_readme_is_a_front_page():
 
 
 def test_fork_server_behaves_like_the_installed_command(fast_mgr, tmp_path):
-    """tests/forkserver.py (the Makefile and demo tests' `mgr`): same output, exit codes
+    """`mgr server`'s client (the Makefile and demo tests' `mgr`): same output, exit codes
     and working directory as a fresh process."""
     import subprocess
     import sys
@@ -204,3 +205,35 @@ def test_fork_server_behaves_like_the_installed_command(fast_mgr, tmp_path):
         b = subprocess.run([fast_mgr, *args], capture_output=True, text=True, cwd=tmp_path)
         assert (a.returncode, a.stdout, a.stderr) == (b.returncode, b.stdout, b.stderr), args
     assert subprocess.run([fast_mgr, "prepare", "nope"], capture_output=True).returncode == 2
+    code = "import os, sys; print(os.getcwd(), os.environ['PROBE'], sys.stdin.read())"
+    out = subprocess.run([fast_mgr, "-m", "mgr_cli.errors"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    probe = tmp_path / "probe.py"
+    probe.write_text(code)
+    out = subprocess.run([fast_mgr, "-m", "probe"], input="from stdin", capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "PROBE": "env", "PYTHONPATH": str(tmp_path)})
+    assert out.stdout.split() == [str(tmp_path), "env", "from", "stdin"], out.stderr
+
+
+def test_fork_server_forwards_signals_and_its_client_outlives_it(tmp_path):
+    """Ctrl-C on the client interrupts the command (exit 130, like a plain process); once the
+    server stops, the same client runs commands as plain processes."""
+    import signal
+    import subprocess
+    import sys
+
+    from mgr_cli.cli.server import ForkServer
+
+    probe = tmp_path / "sleeper.py"
+    probe.write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    with ForkServer(tmp_path / "srv") as mgr:
+        proc = subprocess.Popen([mgr, "-m", "sleeper"], stdout=subprocess.PIPE, text=True, env=env)
+        assert proc.stdout.readline().strip() == "started"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 130
+    assert not (tmp_path / "srv" / "mgr.sock").exists()
+    out = subprocess.run([mgr, "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("mgr "), out.stderr
+    plain = subprocess.run([sys.executable, "-m", "mgr_cli", "--version"], capture_output=True, text=True)
+    assert out.stdout == plain.stdout

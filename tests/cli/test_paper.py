@@ -18,7 +18,7 @@ TARGETS = ["table1", "table2", "table3", "table5", "fig4", "fig5", "fig6"]
 
 
 def make(*args, cwd=REPO, check=True, fast_mgr=None):
-    """`fast_mgr` (tests/forkserver.py) runs both `mgr` and `python -m mgr_cli.reproduce`."""
+    """`fast_mgr` (`mgr server`'s client) runs both `mgr` and `python -m mgr_cli.reproduce`."""
     mgr, py = (fast_mgr, fast_mgr) if fast_mgr else (Path(sys.executable).parent / "mgr", sys.executable)
     cmd = ["make", "--no-print-directory", f"MGR={mgr}", f"PY={py}",
            "INSTALLED=", *args]

@@ -282,3 +282,19 @@ def test_a_failed_model_write_keeps_the_previous_best_model(tiny_tokenized, tmp_
         train(tiny_tokenized, tmp_path / "r", cfg(steps=2, eval_every=2, seed=3), force=True)
     assert {p.name: p.read_bytes() for p in (tmp_path / "r" / "model").iterdir()} == before
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["checkpoint", "model", "run.jsonl"]
+
+
+def test_precision_auto_takes_bf16_only_where_it_is_fast(monkeypatch):
+    """bf16 autocast on a CPU without AMX-BF16 is emulated (10x slower than fp32 on an AVX2
+    EPYC): `auto` must not pick it there, and asking for it explicitly warns."""
+    from mgr_cli.training import trainer
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(trainer, "has_amx_bf16", lambda: False)
+    assert not trainer._use_bf16("auto", cpu) and trainer._use_bf16("auto", cuda)
+    assert trainer._use_bf16("bf16", cpu) and not trainer._use_bf16("fp32", cuda)
+    assert "10x slower" in trainer.slow_bf16_warning("bf16", cpu)
+    assert trainer.slow_bf16_warning("auto", cpu) is None
+    assert trainer.slow_bf16_warning("bf16", cuda) is None
+    monkeypatch.setattr(trainer, "has_amx_bf16", lambda: True)
+    assert trainer._use_bf16("auto", cpu) and trainer.slow_bf16_warning("bf16", cpu) is None
