@@ -98,6 +98,17 @@ def rank0_flag(flag: bool, dist: Dist, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def rank0_value(value: float, dist: Dist, device: torch.device) -> float:
+    """Rank 0's `value`, on every rank (e.g. its clock, so that all ranks agree on time)."""
+    import torch
+
+    if not dist.active:
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    torch.distributed.broadcast(t, 0)
+    return float(t.item())
+
+
 def any_flag(flag: bool, dist: Dist, device: torch.device) -> bool:
     """True on every rank when `flag` is true on any rank."""
     import torch

@@ -56,6 +56,7 @@ def _options(task: str):
         metric: str = typer.Option("ndcg@10", callback=choice(METRICS), help="Early-stopping metric (rec)."),
         patience: int = typer.Option(0, help="Stop after N evaluations without improvement (0: never)."),
         max_minutes: float = typer.Option(0.0, help="Stop (validate, keep the best model) once this much wall time has passed (0: no limit)."),
+        decay_over: str = typer.Option("steps", callback=choice(("steps", "minutes")), help="Decay the learning rate to 0 at --steps, or (minutes) at --steps or --max-minutes, whichever comes first: for a wall-time budget."),
         layers: int = typer.Option(4, help="Encoder layers."),
         decoder_layers: int = typer.Option(4, help="Decoder layers."),
         d_model: int = typer.Option(128, help="Model width."),

@@ -165,6 +165,8 @@ def fit(loop: Loop, out_dir: Path, config: dict, *, dist, device, resume: bool, 
             state["loss_n"] += 1
             progress(1)
             out_of_time = _out_of_time(max_minutes, state, clock, dist, device)
+            # (state["elapsed"], rank 0's wall seconds so far, feeds the next step's learning
+            # rate under --decay-over minutes)
             if out_of_time or loop.eval_due(state) or loop.finished(state):
                 now = time.perf_counter()
                 state["seconds"] += now - clock
@@ -215,11 +217,13 @@ def _validate_and_save(loop: Loop, state: dict, dist, device, out_dir: Path, con
 
 def _out_of_time(max_minutes: float, state: dict, clock: float, dist, device) -> bool:
     """--max-minutes: the wall time so far (validations included) has reached the budget.
-    Rank 0's clock decides for every rank."""
+    Rank 0's clock decides for every rank; it is also kept in state["elapsed"], the same on
+    every rank, for a schedule that decays over the time budget."""
     if not max_minutes:
         return False
-    over = state["seconds"] + time.perf_counter() - clock >= max_minutes * 60
-    return distributed.rank0_flag(over, dist, device)
+    state["elapsed"] = distributed.rank0_value(state["seconds"] + time.perf_counter() - clock,
+                                               dist, device)
+    return state["elapsed"] >= max_minutes * 60
 
 
 @contextlib.contextmanager

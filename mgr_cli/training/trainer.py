@@ -59,6 +59,7 @@ class TrainConfig:
     precision: str = "auto"
     init: str | None = None
     max_minutes: float = 0.0
+    decay_over: str = "steps"
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def problems(self) -> list[str]:
@@ -81,17 +82,26 @@ class TrainConfig:
                    (self.patience >= 0, "--patience must be 0 or more"),
                    (math.isfinite(self.max_minutes) and self.max_minutes >= 0,
                     "--max-minutes must be 0 (no limit) or more"),
+                   (self.decay_over in ("steps", "minutes"), "--decay-over must be steps or minutes"),
+                   (self.decay_over == "steps" or self.max_minutes > 0,
+                    "--decay-over minutes needs a time budget: add --max-minutes M"),
                    (0 <= m.dropout < 1, "--dropout must be in [0, 1)")]
         checks += [(getattr(m, k) >= 1, f"--{k.replace('_', '-')} must be at least 1")
                    for k in ("layers", "decoder_layers", "d_model", "heads", "d_kv", "d_ff")]
         return [msg for ok, msg in checks if not ok]
 
 
-def _schedule(cfg: TrainConfig) -> Callable[[int], float]:
+def _schedule(cfg: TrainConfig, time_used: Callable[[], float] = lambda: 0.0) -> Callable[[int], float]:
+    """Linear warm-up, then linear decay to 0 at --steps; with --decay-over minutes, to 0 at
+    whichever comes first, --steps or --max-minutes (`time_used()`: the share of the time
+    budget spent), so a run that the clock stops still ends on a decayed learning rate."""
     def factor(step: int) -> float:
         if step < cfg.warmup:
             return (step + 1) / cfg.warmup
-        return max(0.0, (cfg.steps - step) / max(1, cfg.steps - cfg.warmup))
+        left = (cfg.steps - step) / max(1, cfg.steps - cfg.warmup)
+        if cfg.decay_over == "minutes":
+            left = min(left, 1.0 - time_used())
+        return max(0.0, left)
     return factor
 
 
@@ -187,7 +197,8 @@ class T5Loop:
         self.cfg, self.tok, self.model, self.src, self.tgt, self.device = cfg, tok, model, src, tgt, device
         self.world = dist.world
         self.opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, foreach=True)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _schedule(cfg))
+        self._time_used = 0.0  # the share of --max-minutes spent, rank 0's clock (set each step)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _schedule(cfg, lambda: self._time_used))
         self.metric = cfg.metric if cfg.task == "rec" else "loss"
         self.higher_is_better = cfg.task == "rec"
         self.batches = Batches(src, tgt, cfg.batch_size, cfg.seed, dist.rank, dist.world)
@@ -211,6 +222,8 @@ class T5Loop:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
         self.opt.step()
+        if self.cfg.max_minutes:
+            self._time_used = state.get("elapsed", 0.0) / (self.cfg.max_minutes * 60)
         self.sched.step()
         state["batch"] += 1
         return float(loss.detach()), len(b["input_ids"])

@@ -154,6 +154,7 @@ def test_resume_refuses_changed_options_and_an_unfinished_run_is_kept(tiny_token
     ({"model": ModelConfig(**{**TINY.to_dict(), "heads": 0})}, "--heads must be at least 1"),
     ({"model": ModelConfig(**{**TINY.to_dict(), "d_model": 0})}, "--d-model must be at least 1"),
     ({"model": ModelConfig(**{**TINY.to_dict(), "layers": 0})}, "--layers must be at least 1"),
+    ({"decay_over": "minutes"}, "--decay-over minutes needs a time budget: add --max-minutes M"),
 ])
 def test_bad_training_options_fail_before_any_work(tiny_tokenized, tmp_path, change, message):
     with pytest.raises(MgrError, match=message):
@@ -222,6 +223,30 @@ def test_max_minutes_stops_after_a_validated_step(tiny_tokenized, tmp_path):
     _, log = read_jsonl(tmp_path / "r" / "run.jsonl", "run")
     assert [r["step"] for r in log] == [1] and log[0]["minutes"] >= 0
     assert (tmp_path / "r" / "model" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("decay_over, expected", [
+    ("steps", [1, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6]),
+    # half of --max-minutes gone after the first step: from the step after next (the clock
+    # is read after each step) the rate is at most half the peak
+    ("minutes", [1, 5 / 6, 1 / 2, 1 / 2, 2 / 6, 1 / 6]),
+])
+def test_decay_over_minutes_follows_the_time_budget(tiny_tokenized, tmp_path, monkeypatch,
+                                                    decay_over, expected):
+    from mgr_cli.training import loop as loop_mod
+
+    monkeypatch.setattr(loop_mod.distributed, "rank0_value", lambda value, dist, device: 300.0)
+    lrs = []
+    step = torch.optim.AdamW.step
+
+    def spy(self, *a, **kw):
+        lrs.append(self.param_groups[0]["lr"])
+        return step(self, *a, **kw)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    train(tiny_tokenized, tmp_path / "r", cfg(steps=6, eval_every=6, warmup=0, lr=1e-3,
+                                              max_minutes=10, decay_over=decay_over))
+    assert lrs == pytest.approx([1e-3 * f for f in expected])
 
 
 def test_mgr_train_matches_a_plain_reference_loop(tiny_tokenized, tmp_path):
