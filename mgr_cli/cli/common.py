@@ -29,13 +29,21 @@ LOG_ENV = "MGR_LOG"
 
 def log(msg: str) -> None:
     """A log line on stderr, or appended to the file $MGR_LOG names (the demo keeps the
-    terminal for progress bars and one-line summaries that way)."""
+    terminal for progress bars and one-line summaries that way). Off a terminal every
+    record stays on one line, so `grep` and `jq` can read a redirected log."""
     path = os.environ.get(LOG_ENV)
     if path:
         with open(path, "a") as f:
             f.write(f"mgr: {msg}\n")
         return
-    console().print(f"[dim]mgr:[/dim] {msg}", markup=True)
+    if not sys.stderr.isatty():  # a log file or a pipe: whole lines, never wrapped at 80
+        sys.stderr.write(f"mgr: {msg}\n")
+        sys.stderr.flush()
+        return
+    from rich.text import Text
+
+    # the message is plain text (a JSON record's [..] is not markup); the terminal wraps it
+    console().print(Text.assemble(("mgr:", "dim"), " ", msg), soft_wrap=True)
 
 
 # --config FILE: a TOML profile (configs/*.toml) whose tables set a command's defaults.

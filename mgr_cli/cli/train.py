@@ -27,6 +27,7 @@ def _run(task: str, ctx: typer.Context, tokenized: Path, out: Path, **kw) -> Non
     model = ModelConfig(**{k: kw.pop(k) for k in ("layers", "decoder_layers", "d_model", "heads",
                                                    "d_kv", "d_ff", "dropout")})
     resume, force = kw.pop("resume"), kw.pop("force")
+    kw["init_codes"] = [str(p) for p in kw.pop("init_codes") or []]
     cfg = TrainConfig(task=task, model=model, **kw)
     from mgr_cli.cli.progress import progress_bar
 
@@ -44,6 +45,7 @@ def _options(task: str):
         tokenized: Path = typer.Argument(..., help="Tokenized artifact from mgr tokenize."),
         out: Path = typer.Option(..., "--out", "-o", help="Run folder (run.jsonl, model/, checkpoint/)."),
         init: Optional[str] = typer.Option(None, help="Start from a local pretrained T5 folder or a previous align/train run."),
+        init_codes: Optional[List[Path]] = typer.Option(None, "--init-codes", help="Start each semantic-ID token's embedding from its codebook vector: the ID artifacts (from mgr quantize) that TOKENIZED was made from (repeat per modality)."),
         steps: int = typer.Option(default_steps, help="Optimiser steps."),
         batch_size: int = typer.Option(256, help="Examples per step and process."),
         lr: float = typer.Option(1e-3, help="Peak learning rate (AdamW)."),

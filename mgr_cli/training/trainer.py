@@ -58,6 +58,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     init: str | None = None
+    init_codes: list[str] = field(default_factory=list)
     max_minutes: float = 0.0
     decay_over: str = "steps"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -82,6 +83,9 @@ class TrainConfig:
                    (self.patience >= 0, "--patience must be 0 or more"),
                    (math.isfinite(self.max_minutes) and self.max_minutes >= 0,
                     "--max-minutes must be 0 (no limit) or more"),
+                   (not (self.init and self.init_codes),
+                    "--init-codes starts the code embeddings afresh: it cannot go with --init "
+                    "(give it to the run you --init from)"),
                    (self.decay_over in ("steps", "minutes"), "--decay-over must be steps or minutes"),
                    (self.decay_over == "steps" or self.max_minutes > 0,
                     "--decay-over minutes needs a time budget: add --max-minutes M"),
@@ -265,6 +269,11 @@ def train(tokenized: Path | str, out_dir: Path | str, cfg: TrainConfig, *, resum
         if warning and dist.main:
             log(f"warning: {warning}")
         model, extra = _init_model(cfg, tok, log)
+        if cfg.init_codes:
+            from mgr_cli.training.code_init import init_code_embeddings
+
+            extra["init_codes"] = init_code_embeddings(model, tok, cfg.init_codes, cfg.seed,
+                                                       log if dist.main else (lambda s: None))
         if device.type == "cpu":
             use_fast_dropout(model)
         model.to(device).train()
@@ -290,6 +299,10 @@ def _write_run(out_dir: Path, tok: Tokenized, cfg: TrainConfig, state: dict, com
             "model_sha256": sha256_file(out_dir / "model" / "model.safetensors")}
     if "init_run" in extra:
         meta["init_run"] = {"path": cfg.init, "content_hash": extra["init_run"]["content_hash"]}
+    inputs = [Input("tokenized", tok.path, tok.header)]
+    if extra.get("init_codes"):
+        meta["init_codes"] = {m: levels for m, levels, _, _ in extra["init_codes"]}
+        inputs += [Input(f"codes:{m}", Path(p), h) for m, _, p, h in extra["init_codes"]]
     return write_jsonl(out_dir / "run.jsonl", RUN_KIND, state["log"],
-                       provenance=Provenance(command, asdict(cfg)),
-                       inputs=[Input("tokenized", tok.path, tok.header)], meta=meta, force=True)
+                       provenance=Provenance(command, asdict(cfg)), inputs=inputs, meta=meta,
+                       force=True)

@@ -105,6 +105,16 @@ def test_subprocess_module_and_version(tmp_path, generic_dir):
     assert r.returncode == 1 and r.stderr == f"Error: {tmp_path / 'nope.jsonl'}: no such file\n"
 
 
+def test_log_records_stay_one_line_off_a_terminal():
+    """A redirected log keeps each record on one line (rich wrapped them at 80 columns,
+    which broke `grep`/`jq` on a training log), and [..] in a record is not markup."""
+    record = json.dumps({"step": 500, "hits@5": [0.021], "note": "x" * 150})
+    r = subprocess.run([sys.executable, "-c", f"from mgr_cli.cli.common import log; log({record!r})"],
+                       capture_output=True, text=True, cwd=REPO, timeout=120,
+                       env={k: v for k, v in os.environ.items() if k != "MGR_LOG"})
+    assert r.stderr == f"mgr: {record}\n"
+
+
 def test_config_profile_sets_defaults_and_flags_override(tmp_path):
     profile = write(tmp_path / "p.toml", "[demo-data]\nitems = 120\nusers = 20\nmean-length = 6\n"
                     "[train]\nsteps = 3\n")
