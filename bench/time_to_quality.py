@@ -34,8 +34,8 @@ TARGET = {"recall@5": 0.042, "ndcg@5": 0.027}
 # more than an hour of this CPU reaches), batch 256, validation every 500 steps on a fixed
 # sample of 2,000 users.
 RECIPE = ("--layers 2 --decoder-layers 2 --d-model 128 --heads 4 --d-kv 32 --d-ff 512 --dropout 0.0 "
-          "--steps 20000 --decay-over minutes --batch-size 256 --lr 3e-3 --warmup 300 --eval-every 500 --eval-users 2000 "
-          "--precision auto --device cpu")
+          "--steps 20000 --decay-over minutes --batch-size 256 --lr 3e-3 --warmup 300 "
+          "--eval-every 500 --eval-users 2000 --precision auto --device cpu")
 
 
 def sh(cmd: list[str], log: Path) -> float:

@@ -2,10 +2,10 @@
 vector instead of at random.
 
 A token <m_l_c> (modality m, level l, code c) stands for the codebook vector c of level l
-of the quantizer that made m's IDs (RQ-VAE and LETTER codebooks, residual k-means centroids), so tokens whose vectors lie close start close. The
-vectors (latent size D) go to the model's width by a fixed random map with orthonormal
-columns or rows (seeded), which keeps the inner products between one level's vectors
-exactly when D <= d_model. Each level is then scaled so that its rows have the mean norm
+of the quantizer that made m's IDs (RQ-VAE and LETTER codebooks, residual k-means
+centroids), so tokens whose vectors lie close start close. The vectors (latent size D) go
+to the model's width by a fixed random map with orthonormal columns or rows (seeded),
+which keeps the inner products between one level's vectors exactly when D <= d_model. Each level is then scaled so that its rows have the mean norm
 of the model's random rows, so only the directions carry over, not the residual levels'
 shrinking sizes. Levels without a codebook (the uniqueness level) and the special tokens
 keep their random start. T5 ties its output layer to these embeddings, so the output
@@ -34,7 +34,7 @@ def init_code_embeddings(model, tok, paths: list[str], seed: int,
     made_from = {i["role"].removeprefix("ids:"): i["content_hash"]
                  for i in tok.header["inputs"] if i["role"].startswith("ids:")}
     emb = model.get_input_embeddings().weight
-    done: dict[str, int] = {}
+    target = float(emb.detach().norm(dim=1).mean())  # the random rows' norm, before any change
     out = []
     for path in paths:
         header, tensors = read_tensors(path, "semantic-ids")
@@ -42,7 +42,7 @@ def init_code_embeddings(model, tok, paths: list[str], seed: int,
         if made_from.get(modality) != header["content_hash"]:
             raise MgrError(f"{path}: not the {modality} IDs that {tok.path} was tokenized from; "
                            "give the semantic-ID artifact named in its inputs (mgr inspect)")
-        if modality in done:
+        if any(m == modality for m, *_ in out):
             raise MgrError(f"{path}: a second --init-codes for the {modality} IDs")
         books = next((torch.as_tensor(np.asarray(tensors[k])) for k in BOOKS if k in tensors), None)
         if books is None or books.ndim != 3:
@@ -54,14 +54,12 @@ def init_code_embeddings(model, tok, paths: list[str], seed: int,
             raise MgrError(f"{path}: codebooks of {books.shape[1]} codes do not match the "
                            f"vocabulary's {sizes[:levels]}; re-run mgr tokenize with these IDs")
         with torch.no_grad():
-            target = float(emb.norm(dim=1).mean())
             proj = _projection(books.shape[2], emb.shape[1], seed)
             for lv in range(levels):
                 rows = books[lv].double() @ proj
                 rows *= target / float(rows.norm(dim=1).mean().clamp(min=1e-12))
                 start = vocab.offsets[modality][lv]
                 emb[start:start + sizes[lv]] = rows.to(emb.dtype)
-        done[modality] = levels
         out.append((modality, levels, str(path), header))
         log(f"--init-codes: the {modality} tokens of levels 1-{levels} start from the codebook "
             f"vectors in {Path(path).name}")

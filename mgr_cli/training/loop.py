@@ -165,8 +165,6 @@ def fit(loop: Loop, out_dir: Path, config: dict, *, dist, device, resume: bool, 
             state["loss_n"] += 1
             progress(1)
             out_of_time = _out_of_time(max_minutes, state, clock, dist, device)
-            # (state["elapsed"], rank 0's wall seconds so far, feeds the next step's learning
-            # rate under --decay-over minutes)
             if out_of_time or loop.eval_due(state) or loop.finished(state):
                 now = time.perf_counter()
                 state["seconds"] += now - clock
