@@ -4,8 +4,8 @@
     .venv/bin/python bench/step_profile.py build/beauty2/letter.tok.safetensors --compile
     .venv/bin/python bench/step_profile.py build/beauty2/letter.tok.safetensors --profile
 
-The model is configs/cpu.toml's (2+2 layers, d_model 128, 4 heads of 32, d_ff 512,
-dropout 0), the batches `mgr train`'s (length-bucketed, seed 0, epoch 0), the step
+The model is configs/cpu.toml's [model] (2+2 layers, d_model 128, 4 heads of 32, d_ff
+512, dropout 0, read from the file), the batches `mgr train`'s (length-bucketed, seed 0, epoch 0), the step
 `mgr train`'s (AdamW foreach, clipping at 1), fp32. It prints the warm-up seconds
 (3 steps: compilation, with --compile), then samples/s over the next 40 steps; with
 --profile, the operators of 10 more steps by self CPU time. Threads: OMP_NUM_THREADS.
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import time
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,7 +39,8 @@ def main() -> None:
     src, tgt = tok.rec_examples("train")
     lengths = np.array([len(s) for s in src])
     print(f"source tokens: mean {lengths.mean():.1f}, max {lengths.max()}; target {len(tgt[0])}")
-    cfg = ModelConfig(layers=2, decoder_layers=2, d_model=128, heads=4, d_kv=32, d_ff=512, dropout=0.0)
+    recipe = tomllib.loads((Path(__file__).resolve().parents[1] / "configs/cpu.toml").read_text())
+    cfg = ModelConfig(**{k.replace("-", "_"): v for k, v in recipe["model"].items()})
     model = build_model(tok.header["meta"]["vocab_size"], cfg).train()
     opt = torch.optim.AdamW(_param_groups(model, 0.01), lr=1e-3, foreach=True)
     batches = Batches(src, tgt, args.batch_size, 0)
