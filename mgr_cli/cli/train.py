@@ -25,7 +25,7 @@ def _run(task: str, ctx: typer.Context, tokenized: Path, out: Path, **kw) -> Non
     from mgr_cli.training.trainer import TrainConfig, train
 
     model = ModelConfig(**{k: kw.pop(k) for k in ("layers", "decoder_layers", "d_model", "heads",
-                                                   "d_kv", "d_ff", "dropout")})
+                                                   "d_kv", "d_ff", "dropout", "encoder_input")})
     resume, force = kw.pop("resume"), kw.pop("force")
     kw["init_codes"] = [str(p) for p in kw.pop("init_codes") or []]
     cfg = TrainConfig(task=task, model=model, **kw)
@@ -66,6 +66,7 @@ def _options(task: str):
         d_kv: int = typer.Option(64, help="Size of each head."),
         d_ff: int = typer.Option(1024, help="Feed-forward width."),
         dropout: float = typer.Option(0.1, help="Dropout."),
+        encoder_input: str = typer.Option("tokens", callback=choice(("tokens", "items")), help="tokens: one encoder position per semantic-ID token (TIGER); items: one per history item, the sum of its tokens' embeddings (rec only; ~L times fewer encoder positions)."),
         seed: int = typer.Option(0, help="Random seed."),
         device: str = typer.Option("auto", help="auto, cpu, cuda."),
         precision: str = typer.Option("auto", callback=choice(("auto", "fp32", "bf16")), help="auto (bf16 autocast on CUDA and on CPUs with AMX-BF16, else fp32), fp32, bf16."),

@@ -19,11 +19,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from mgr_cli.models.t5 import item_inputs, item_width
+
 
 class T5Decoder:
     def __init__(self, model, max_steps: int):
         cfg = model.config
         self.model = model
+        self.width = item_width(model)  # 0: one encoder position per token
         dec = model.get_decoder()
         self.blocks = dec.block
         self.embed = dec.embed_tokens
@@ -48,18 +51,24 @@ class T5Decoder:
 
     @torch.inference_mode()
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list["CrossAttention"]:
-        """Per decoder layer, the cross-attention to each user's encoder output."""
-        b, s = input_ids.shape
+        """Per decoder layer, the cross-attention to each user's encoder output. A model
+        with one encoder position per item (`item_width`) sums each item's embeddings first."""
+        embed = self.model.get_encoder().embed_tokens
+        if self.width:
+            x, attention_mask = item_inputs(embed, input_ids, attention_mask, self.width)
+        else:
+            x = embed(input_ids)
+        b, s = attention_mask.shape
         rows = attention_mask.T.reshape(-1).nonzero().squeeze(1)  # real tokens; row = position * b + user
         padding = (attention_mask.T.reshape(-1) == 0).nonzero().squeeze(1)
-        h = self._encoder(input_ids, attention_mask, rows, padding)
+        h = self._encoder(x, attention_mask, rows, padding)
         bias = torch.zeros(b, 1, 1, s, dtype=h.dtype, device=h.device)
         bias.masked_fill_(~attention_mask.bool()[:, None, None, :], float("-inf"))
         padded = h.new_empty(s * b, self.heads * self.d_kv).index_fill_(0, padding, 0)  # reused: padding stays 0
         return [CrossAttention(block.layer[1].EncDecAttention, h, rows, padded, bias, self.heads, self.d_kv)
                 for block in self.blocks]
 
-    def _encoder(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: torch.Tensor,
+    def _encoder(self, x: torch.Tensor, attention_mask: torch.Tensor, rows: torch.Tensor,
                  padding: torch.Tensor) -> torch.Tensor:
         """The encoder's last hidden state for the real tokens only, packed [tokens,
         d_model]; `rows` and `padding` are the real and the padding tokens' rows in the
@@ -70,9 +79,9 @@ class T5Decoder:
         projection a [users * heads, source, d_kv] view for the attention matmuls. The
         model's own weights; q, k and v in one matmul."""
         enc = self.model.get_encoder()
-        b, s = input_ids.shape
+        b, s = attention_mask.shape
         pos, user = rows // b, rows % b
-        h = enc.embed_tokens(input_ids.T.reshape(-1)[rows])
+        h = x.transpose(0, 1).reshape(s * b, -1)[rows]
         bias = enc.block[0].layer[0].SelfAttention.compute_bias(s, s).to(h.dtype)  # [1, heads, s, s]
         bias = bias.masked_fill(~attention_mask.bool()[:, None, None, :], float("-inf")).view(-1, s, s)
         inner = self.heads * self.d_kv

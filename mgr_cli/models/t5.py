@@ -3,6 +3,14 @@
 Default: TIGER's size (4 encoder + 4 decoder layers, d_model 128, 6 heads of 64,
 d_ff 1024, dropout 0.1). Or initialised from a local pretrained T5 directory (its
 embeddings resized to our vocabulary), or from a previous `align`/`train` run.
+
+Encoder input (`--encoder-input`):
+    tokens  TIGER's: every semantic-ID token of the history is one encoder position
+    items   one encoder position per history item: the sum of its tokens' embeddings
+            (the same shared table), and one for </s>. The decoder and its output are
+            TIGER's; the encoder runs over ~1/L of the positions (L tokens per item).
+The choice is saved in the model's config (`mgr_item_width`: tokens per item, 0 for
+tokens), so evaluation, `recommend` and `--init` read it back from the model.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ class ModelConfig:
     d_kv: int = 64
     d_ff: int = 1024
     dropout: float = 0.1
+    encoder_input: str = "tokens"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,3 +65,31 @@ def load_pretrained_t5(path: Path, vocab_size: int):
     model.config.pad_token_id, model.config.eos_token_id = PAD, EOS
     model.config.decoder_start_token_id = PAD
     return model
+
+
+ENCODER_INPUTS = ("tokens", "items")
+
+
+def item_width(model) -> int:
+    """Tokens per history item that the encoder sums into one position; 0: one per token."""
+    return int(getattr(model.config, "mgr_item_width", 0) or 0)
+
+
+def set_item_width(model, width: int) -> None:
+    model.config.mgr_item_width = int(width)
+
+
+def item_inputs(embed, input_ids, attention_mask, width: int):
+    """Sources of whole items ([B, S]: n items of `width` tokens, </s>, padding) as one
+    position per item: (inputs_embeds [B, ceil(S / width), d], attention_mask). The
+    </s> after n items is position n (its group holds </s> and padding only)."""
+    import torch.nn.functional as F
+
+    b, s = input_ids.shape
+    extra = -s % width
+    if extra:
+        input_ids = F.pad(input_ids, (0, extra), value=PAD)
+        attention_mask = F.pad(attention_mask, (0, extra), value=0)
+    x = embed(input_ids) * attention_mask[..., None].to(embed.weight.dtype)
+    x = x.view(b, -1, width, x.shape[-1]).sum(2)
+    return x, attention_mask.view(b, -1, width).amax(2)

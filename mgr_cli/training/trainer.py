@@ -32,7 +32,8 @@ from mgr_cli.evaluation.metrics import Mean, user_metrics, validation_rows
 from mgr_cli.decoding.rank import rank_examples
 from mgr_cli.errors import MgrError
 from mgr_cli.models.dropout import use_fast_dropout
-from mgr_cli.models.t5 import ModelConfig, build_model, load_pretrained_t5
+from mgr_cli.models.t5 import (ENCODER_INPUTS, ModelConfig, build_model, item_inputs, item_width,
+                               load_pretrained_t5, set_item_width)
 from mgr_cli.tokens.stage import Tokenized
 from mgr_cli.training import loop
 from mgr_cli.training.data import Batches
@@ -89,7 +90,11 @@ class TrainConfig:
                    (self.decay_over in ("steps", "minutes"), "--decay-over must be steps or minutes"),
                    (self.decay_over == "steps" or self.max_minutes > 0,
                     "--decay-over minutes needs a time budget: add --max-minutes M"),
-                   (0 <= m.dropout < 1, "--dropout must be in [0, 1)")]
+                   (0 <= m.dropout < 1, "--dropout must be in [0, 1)"),
+                   (m.encoder_input in ENCODER_INPUTS, "--encoder-input must be tokens or items"),
+                   (not (self.task == "align" and m.encoder_input == "items"),
+                    "--encoder-input items is for next-item training (mgr train), not align: "
+                    "alignment sources are one ID, not a history of items")]
         checks += [(getattr(m, k) >= 1, f"--{k.replace('_', '-')} must be at least 1")
                    for k in ("layers", "decoder_layers", "d_model", "heads", "d_kv", "d_ff")]
         return [msg for ok, msg in checks if not ok]
@@ -145,6 +150,16 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def _init_model(cfg: TrainConfig, tok: Tokenized, log) -> tuple[torch.nn.Module, dict]:
+    model, extra = _new_or_loaded_model(cfg, tok, log)
+    if cfg.model.encoder_input == "items":
+        set_item_width(model, tok.items.shape[1])
+    if cfg.task == "align" and item_width(model):
+        raise MgrError(f"{cfg.init}: its model reads one encoder position per item (--encoder-input "
+                       "items), which alignment sources are not; align from a tokens model")
+    return model, extra
+
+
+def _new_or_loaded_model(cfg: TrainConfig, tok: Tokenized, log) -> tuple[torch.nn.Module, dict]:
     size = tok.header["meta"]["vocab_size"]
     if not cfg.init:
         return build_model(size, cfg.model), {}
@@ -200,6 +215,7 @@ class T5Loop:
     def __init__(self, cfg: TrainConfig, tok: Tokenized, model, src, tgt, dist, device):
         self.cfg, self.tok, self.model, self.src, self.tgt, self.device = cfg, tok, model, src, tgt, device
         self.world = dist.world
+        self.width = item_width(model)  # 0: one encoder position per token
         self.opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, foreach=True)
         self._time_used = 0.0  # the share of --max-minutes spent, rank 0's clock (set each step)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _schedule(cfg, lambda: self._time_used))
@@ -220,7 +236,12 @@ class T5Loop:
             state["epoch"] += 1
             state["batch"] = 0
         b = self.batches.collate(self._epoch_batches(state)[state["batch"]], self.device)
+        n = len(b["labels"])
         with self.autocast:
+            if self.width:  # one position per item; the embedding sum is part of the graph
+                embeds, mask = item_inputs(self.model.get_input_embeddings(), b["input_ids"],
+                                           b["attention_mask"], self.width)
+                b = {"inputs_embeds": embeds, "attention_mask": mask, "labels": b["labels"]}
             loss = net(**b).loss
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -230,7 +251,7 @@ class T5Loop:
             self._time_used = state.get("elapsed", 0.0) / (self.cfg.max_minutes * 60)
         self.sched.step()
         state["batch"] += 1
-        return float(loss.detach()), len(b["input_ids"])
+        return float(loss.detach()), n
 
     def finished(self, state: dict) -> bool:
         return state["step"] >= self.cfg.steps

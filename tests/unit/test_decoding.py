@@ -54,6 +54,49 @@ def gated_model():
         pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)).eval()
 
 
+def test_item_inputs_sum_each_items_tokens():
+    from mgr_cli.models.t5 import item_inputs
+
+    embed = torch.nn.Embedding(10, 2)
+    with torch.no_grad():
+        embed.weight.copy_(torch.arange(20.0).view(10, 2))
+    ids = torch.tensor([[2, 3, 4, 5, 1], [6, 7, 1, 0, 0]])  # 2 items of 2 + </s>; 1 item + </s>
+    x, mask = item_inputs(embed, ids, (ids != 0).long(), 2)
+    assert mask.tolist() == [[1, 1, 1], [1, 1, 0]]
+    w = embed.weight
+    torch.testing.assert_close(x[0], torch.stack([w[2] + w[3], w[4] + w[5], w[1]]))
+    torch.testing.assert_close(x[1, :2], torch.stack([w[6] + w[7], w[1]]))
+    assert not x[1, 2].any()  # a padding position is all zeros
+
+
+def test_item_input_decoder_matches_the_model():
+    """A model with one encoder position per item: the decoder's log-probabilities equal the
+    model's forward pass on the summed item embeddings, with a padded user."""
+    from mgr_cli.models.t5 import item_inputs, set_item_width
+
+    torch.manual_seed(2)
+    model = build_model(V, ModelConfig(layers=2, decoder_layers=2, d_model=32, heads=4, d_kv=8,
+                                       d_ff=64, dropout=0.0)).eval()
+    set_item_width(model, 3)
+    rng = np.random.default_rng(1)
+    src = torch.tensor(rng.integers(2, V, size=(3, 10)))
+    src[:, 9] = 1  # three items and </s>
+    src[1, 3], src[1, 4:] = 1, 0  # one item and </s>
+    mask = (src != 0).long()
+    tgt = torch.tensor(rng.integers(2, V, size=(3, 3)))
+    dec_in = torch.cat([torch.zeros(3, 1, dtype=torch.long), tgt], 1)
+    with torch.no_grad():
+        x, m = item_inputs(model.get_input_embeddings(), src, mask, 3)
+        assert m.tolist() == [[1] * 4, [1, 1, 0, 0], [1] * 4]
+        ref = torch.log_softmax(model(inputs_embeds=x, attention_mask=m, decoder_input_ids=dec_in).logits, -1)
+    dec = T5Decoder(model, 4)
+    cross = dec.encode(src, mask)
+    cache = dec.new_cache(3, 1, 4, cross[0].bias)
+    for t in range(4):
+        last, _ = dec.step(dec_in[:, None, t:t + 1], t, cache, cross)
+        torch.testing.assert_close(last[:, 0], ref[:, t], atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("kind", ["tiger", "gated"])
 def test_step_logits_match_the_model(setup, kind):
     model, items, src, mask = setup

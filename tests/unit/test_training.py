@@ -155,6 +155,10 @@ def test_resume_refuses_changed_options_and_an_unfinished_run_is_kept(tiny_token
     ({"model": ModelConfig(**{**TINY.to_dict(), "d_model": 0})}, "--d-model must be at least 1"),
     ({"model": ModelConfig(**{**TINY.to_dict(), "layers": 0})}, "--layers must be at least 1"),
     ({"decay_over": "minutes"}, "--decay-over minutes needs a time budget: add --max-minutes M"),
+    ({"model": ModelConfig(**{**TINY.to_dict(), "encoder_input": "words"})},
+     "--encoder-input must be tokens or items"),
+    ({"task": "align", "model": ModelConfig(**{**TINY.to_dict(), "encoder_input": "items"})},
+     "--encoder-input items is for next-item training"),
 ])
 def test_bad_training_options_fail_before_any_work(tiny_tokenized, tmp_path, change, message):
     with pytest.raises(MgrError, match=message):
@@ -324,3 +328,27 @@ def test_precision_auto_takes_bf16_only_where_it_is_fast(monkeypatch):
     assert trainer.slow_bf16_warning("bf16", cuda) is None
     monkeypatch.setattr(trainer, "has_amx_bf16", lambda: True)
     assert trainer._use_bf16("auto", cpu) and trainer.slow_bf16_warning("bf16", cpu) is None
+
+
+def test_item_encoder_input_trains_saves_and_decodes(tiny_tokenized, tmp_path):
+    """--encoder-input items: the width lands in the saved model's config, validation and
+    evaluation decode through it, and an align run cannot start from such a model."""
+    from transformers import T5ForConditionalGeneration
+
+    from mgr_cli.decoding.evaluate import evaluate
+    from mgr_cli.models.t5 import item_width
+    from mgr_cli.tokens.stage import Tokenized
+
+    items = ModelConfig(**{**TINY.to_dict(), "encoder_input": "items"})
+    h = train(tiny_tokenized, tmp_path / "r", cfg(model=items, steps=12, eval_every=6))
+    width = Tokenized.load(tiny_tokenized).items.shape[1]
+    assert width == 5  # LF++: 2 text codes, <sep_1>, 2 image codes
+    model = T5ForConditionalGeneration.from_pretrained(tmp_path / "r" / "model")
+    assert item_width(model) == width
+    _, log = read_jsonl(tmp_path / "r" / "run.jsonl", "run")
+    assert [r["step"] for r in log] == [6, 12] and all(0 <= r["mrr"] <= 1 for r in log)
+    assert h["config"]["model"]["encoder_input"] == "items"
+    result = evaluate(tmp_path / "r", tiny_tokenized, tmp_path / "eval", split="test", beams=6)
+    assert 0 <= result["metrics"]["mrr"] <= 1
+    with pytest.raises(MgrError, match="one encoder position per item"):
+        train(tiny_tokenized, tmp_path / "a", cfg(task="align", init=str(tmp_path / "r")))
