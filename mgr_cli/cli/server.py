@@ -46,6 +46,9 @@ try:
 except OSError:  # the server is gone: run the command as a plain process
     os.execv({python!r}, [{python!r}] + (argv if argv[:1] == ["-m"] else ["-m", "mgr_cli"] + argv))
 msg = json.dumps({{"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}}).encode()
+# a signal that comes before the command's pid waits (blocked) until it can be forwarded
+SIGS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+signal.pthread_sigmask(signal.SIG_BLOCK, SIGS)
 socket.send_fds(s, [len(msg).to_bytes(4, "big") + msg], [0, 1, 2])
 def read(n):
     data = b""
@@ -56,8 +59,9 @@ def read(n):
         data += chunk
     return int.from_bytes(data, "big", signed=True)
 pid = read(4)
-for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+for sig in SIGS:
     signal.signal(sig, lambda n, f: os.kill(pid, n))
+signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGS)
 sys.exit(read(4))
 '''
 
@@ -96,13 +100,14 @@ def _child(conn: socket.socket) -> None:
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
+        # a plain process's handlers before the client learns the pid and forwards signals
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         conn.sendall(os.getpid().to_bytes(4, "big", signed=True))
         os.chdir(req["cwd"])
         os.environ.clear()
         os.environ.update(req["env"])
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         import torch
 
         if os.environ.get("OMP_NUM_THREADS", "").isdigit():

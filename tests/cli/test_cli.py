@@ -247,3 +247,42 @@ def test_fork_server_forwards_signals_and_its_client_outlives_it(tmp_path):
     assert out.returncode == 0 and out.stdout.startswith("mgr "), out.stderr
     plain = subprocess.run([sys.executable, "-m", "mgr_cli", "--version"], capture_output=True, text=True)
     assert out.stdout == plain.stdout
+
+
+def test_fork_client_holds_a_signal_that_comes_before_the_commands_pid(tmp_path):
+    """Ctrl-C while the client waits for the command's pid (a busy machine makes that window
+    long) is forwarded once the pid arrives, not lost or fatal to the client."""
+    import signal
+    import socket
+
+    from mgr_cli.cli.server import CLIENT
+
+    sock_path, client = tmp_path / "s.sock", tmp_path / "mgr"
+    client.write_text(CLIENT.format(python=sys.executable, sock=str(sock_path)))
+    client.chmod(0o700)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(sock_path))
+    srv.listen(1)
+    srv.settimeout(60)
+    command = subprocess.Popen([sys.executable, "-c", "import time\ntry:\n print('ready', flush=True)\n"
+                                " time.sleep(60)\nexcept KeyboardInterrupt:\n raise SystemExit(7)"],
+                               stdout=subprocess.PIPE, text=True)
+    assert command.stdout.readline().strip() == "ready"
+    proc = subprocess.Popen([client, "--version"], stdout=subprocess.DEVNULL)
+    try:
+        conn, _ = srv.accept()
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)  # the request: the client now waits for the pid
+            for fd in fds:
+                os.close(fd)
+            proc.send_signal(signal.SIGINT)
+            assert proc.poll() is None or proc.wait(5) is None, "the client died of an early Ctrl-C"
+            conn.sendall(command.pid.to_bytes(4, "big", signed=True))
+            assert command.wait(30) == 7  # the held signal reached the command
+            conn.sendall((130).to_bytes(4, "big", signed=True))
+        assert proc.wait(30) == 130
+    finally:
+        for p in (proc, command):
+            if p.poll() is None:
+                p.kill()
+        srv.close()
