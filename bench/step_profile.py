@@ -4,8 +4,8 @@
     .venv/bin/python bench/step_profile.py build/beauty2/letter.tok.safetensors --compile
     .venv/bin/python bench/step_profile.py build/beauty2/letter.tok.safetensors --profile
 
-The model is configs/cpu.toml's [model] (2+2 layers, d_model 128, 4 heads of 32, d_ff
-512, dropout 0, read from the file), the batches `mgr train`'s (length-bucketed, seed 0, epoch 0), the step
+The model is configs/cpu.toml's [model] (read from the file; 2+2 layers, d_ff 512 when the
+profile in bench/RESULTS.md was taken, 4+4 and d_ff 1024 since round 8; token input), the batches `mgr train`'s (length-bucketed, seed 0, epoch 0), the step
 `mgr train`'s (AdamW foreach, clipping at 1), fp32. It prints the warm-up seconds
 (3 steps: compilation, with --compile), then samples/s over the next 40 steps; with
 --profile, the operators of 10 more steps by self CPU time. Threads: OMP_NUM_THREADS.
